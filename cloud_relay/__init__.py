@@ -1,0 +1,1 @@
+"""Relay of the hub's hash-chained ledger to the central API, and the central API itself."""

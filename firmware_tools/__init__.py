@@ -1,0 +1,1 @@
+"""Provisioning and signed firmware for the store's microcontroller devices."""
