@@ -119,7 +119,7 @@ class BrokerConfig:
     conf_dir: Path
     run_as_root: bool = field(default_factory=_running_as_root)
     persistence: bool = False
-    max_packet_bytes: int = 1_048_576
+    max_packet_bytes: int = 16 * 1_048_576
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def render_mosquitto_conf(config: BrokerConfig, files: BrokerFiles) -> str:
         "# Nagle's algorithm adds ~40 ms to every QoS 1 round trip on loopback (DESIGN.md, performance).",
         "set_tcp_nodelay true",
         "# Payloads above the contract's 64 KiB must still reach the hub, which answers `too_large`;",
-        "# this bound only protects the broker's memory.",
+        "# `sync` snapshots of a busy floor run to megabytes; this bound only protects the broker's memory.",
         f"max_packet_size {config.max_packet_bytes}",
         "# QoS 1 messages in flight per client: the default of 20 throttles the hub's command stream and",
         "# the event fan-out during a rush, while each message costs the broker little.",

@@ -287,7 +287,7 @@ def test_write_broker_files_writes_private_secrets_and_the_conf(tmp_path: Path) 
         f"password_file {files.passwd}",
         f"acl_file {files.acl}",
         "set_tcp_nodelay true",
-        "max_packet_size 1048576",
+        "max_packet_size 16777216",
         "persistence true",
         f"persistence_location {tmp_path / 'new'}/",
         f"log_dest file {files.log}",

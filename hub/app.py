@@ -1,0 +1,341 @@
+"""Composition root: config → database → engine → broker → bus → control socket, and back down.
+
+`Hub` owns the pieces of one running hub. `open_offline` gives the CLI the same engine without
+broker or bus when no hub is running (the data directory's lock guarantees a single writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import time
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from hub import __version__, domain
+from hub.broker import BrokerConfig, BrokerUser, ManagedBroker, device_user, hash_password, hub_user, write_broker_files
+from hub.bus import BusSettings, PahoBus
+from hub.contract.envelopes import HubStatus, Reply
+from hub.contract.errors import ErrorCode
+from hub.contract.types import format_time
+from hub.engine import Engine
+from hub.store.db import Database
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    from hub.config import LoadedConfig
+
+log = logging.getLogger("storehub.hub")
+
+DB_NAME: Final = "hub.db"
+LOCK_NAME: Final = "hub.lock"
+SOCKET_NAME: Final = "hub.sock"
+HUB_SECRET_NAME: Final = "hub.secret"  # noqa: S105 - a file name, not a secret
+CONTROL_LIMIT: Final = 1 << 20
+
+
+class HubError(Exception):
+    """The hub cannot start or the operation cannot be done; the message says why."""
+
+
+def store_settings(loaded: LoadedConfig) -> domain.StoreSettings:
+    """The domain's view of the config."""
+    cfg = loaded.config
+    return domain.StoreSettings(
+        store_id=cfg.store.id,
+        name=cfg.store.name,
+        currency=cfg.store.currency,
+        timezone=cfg.store.timezone,
+        business_day_starts_at=cfg.store.business_day_starts_at,
+        token_ttl_s=cfg.hub.token_ttl_s,
+        attention_no_order_s=cfg.hub.attention_no_order_s,
+        attention_idle_s=cfg.hub.attention_idle_s,
+    )
+
+
+class DataDirLock:
+    """An exclusive flock on the data directory: one writer per database, hub or CLI."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; False if another process holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        """Release the lock."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def hub_password(data_dir: Path) -> str:
+    """The hub's own broker password, created on first start and kept in the data dir (0600)."""
+    path = data_dir / HUB_SECRET_NAME
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    password = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(password)
+    return password
+
+
+async def broker_users(engine: Engine, data_dir: Path) -> list[BrokerUser]:
+    """The hub plus every active registered device, with their password hashes."""
+    users = [hub_user(engine.topics, hash_password(hub_password(data_dir)))]
+    async with engine.db.writer.execute("SELECT device_id, password_hash FROM device_credentials") as cursor:
+        hashes = {row[0]: row[1] async for row in cursor}
+    users.extend(
+        device_user(engine.topics, device.device_id, device.kind, device.stations, hashes[device.device_id])
+        for device in sorted(engine.state.devices.values(), key=lambda d: d.device_id)
+        if device.active and device.device_id in hashes
+    )
+    return users
+
+
+async def bootstrap(engine: Engine, loaded: LoadedConfig) -> None:
+    """Bring the database in line with the config: staff (empty database only), tables, menu."""
+    cfg = loaded.config
+    if not engine.state.staff:
+        for person in cfg.staff:
+            await _expect_ok(
+                engine.admin(
+                    "staff.add", {"employee_id": person.id, "name": person.name, "role": person.role}, secret=person.pin
+                )
+            )
+    tables = [t.model_dump() | {"table_id": t.id} for t in cfg.tables]
+    for table in tables:
+        table.pop("id")
+    await _expect_ok(engine.admin("tables.configure", {"tables": tables}))
+    await _expect_ok(engine.admin("menu.load", loaded.menu.model_dump(mode="json")))
+
+
+async def _expect_ok(waiter: Any) -> Reply:
+    reply: Reply = await waiter
+    if not reply.ok and reply.error is not None:
+        raise HubError(f"start-up step failed: {reply.error.code}: {reply.error.message}")
+    return reply
+
+
+@asynccontextmanager
+async def open_engine(loaded: LoadedConfig, *, for_hub: bool = False) -> AsyncIterator[Engine]:
+    """Lock the data dir, open the database and run an engine on it (no broker, no bus)."""
+    data_dir = loaded.data_dir
+    lock = DataDirLock(data_dir)
+    if not lock.acquire():
+        what = "another hub" if for_hub else "the running hub"
+        raise HubError(f"{data_dir} is in use by {what} (lock {lock.path})")
+    try:
+        db = await Database.open(data_dir / DB_NAME)
+        try:
+            engine = Engine(db, store_settings(loaded), retention_days=loaded.config.hub.command_retention_days)
+            await engine.load()
+            engine.start()
+            try:
+                yield engine
+            finally:
+                await engine.stop()
+        finally:
+            await db.close()
+    finally:
+        lock.release()
+
+
+class Hub:
+    """One running hub: engine, managed broker, bus, control socket and timers."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self.loaded = loaded
+        self.data_dir = loaded.data_dir
+        self.engine: Engine | None = None
+        self.broker: ManagedBroker | None = None
+        self.bus: PahoBus | None = None
+        self.started_at = format_time(datetime.now(UTC))
+        self._stop = asyncio.Event()
+
+    def request_stop(self) -> None:
+        """Ask the hub to shut down cleanly."""
+        self._stop.set()
+
+    async def run(self, *, on_ready: Any = None) -> None:
+        """Run until `request_stop`; raises HubError when start-up is impossible."""
+        t0 = time.perf_counter()
+        cfg = self.loaded.config
+        async with open_engine(self.loaded, for_hub=True) as engine:
+            self.engine = engine
+            await bootstrap(engine, self.loaded)
+            broker_config = BrokerConfig(
+                host=cfg.broker.host,
+                port=cfg.broker.port,
+                websockets_port=cfg.broker.websockets_port,
+                conf_dir=self.data_dir / "broker",
+            )
+            users = await broker_users(engine, self.data_dir)
+            if cfg.broker.managed:
+                self.broker = ManagedBroker(broker_config)
+                await self.broker.start(users)
+            else:
+                write_broker_files(broker_config, users)
+            engine.on_devices_changed = self._devices_changed
+            bus = PahoBus(
+                BusSettings(cfg.broker.host, cfg.broker.port, "hub", hub_password(self.data_dir)), engine.topics
+            )
+            self.bus = bus
+            engine.attach(bus)
+            try:
+                await bus.start(
+                    self._status(),
+                    on_command=engine.submit,
+                    on_device_status=engine.note_device_status,
+                    on_connect=engine.republish,
+                )
+                server = await asyncio.start_unix_server(
+                    self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
+                )
+                (self.data_dir / SOCKET_NAME).chmod(0o600)
+                ticker = asyncio.create_task(self._tick_loop(), name="ticker")
+                ready_ms = round((time.perf_counter() - t0) * 1000, 1)
+                log.info("hub ready", extra={"store": cfg.store.id, "seq": engine.head.seq, "ready_ms": ready_ms})
+                if on_ready is not None:
+                    on_ready()
+                try:
+                    await self._stop.wait()
+                finally:
+                    ticker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await ticker
+                    server.close()
+                    await server.wait_closed()
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.data_dir / SOCKET_NAME).unlink()
+            finally:
+                await engine.flush_acked()
+                await bus.stop()
+                if self.broker is not None:
+                    await self.broker.stop()
+
+    def _status(self) -> HubStatus:
+        assert self.engine is not None  # noqa: S101 - called after the engine exists
+        return HubStatus(
+            state="online",
+            version=__version__,
+            started_at=self.started_at,
+            epoch=self.engine.epoch,
+            seq=self.engine.head.seq,
+        )
+
+    async def _devices_changed(self) -> None:
+        assert self.engine is not None  # noqa: S101 - set in run()
+        users = await broker_users(self.engine, self.data_dir)
+        if self.broker is not None:
+            await self.broker.update_users(users)
+        else:
+            cfg = self.loaded.config
+            write_broker_files(
+                BrokerConfig(
+                    host=cfg.broker.host,
+                    port=cfg.broker.port,
+                    websockets_port=cfg.broker.websockets_port,
+                    conf_dir=self.data_dir / "broker",
+                ),
+                users,
+            )
+
+    async def _tick_loop(self) -> None:
+        assert self.engine is not None  # noqa: S101 - set in run()
+        interval = self.loaded.config.hub.tick_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.engine.tick()
+            except Exception:
+                log.exception("tick failed")
+
+    async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The CLI's local channel: one JSON request per line, one reply per line."""
+        assert self.engine is not None  # noqa: S101 - set in run()
+        try:
+            while line := await reader.readline():
+                reply = await self._control_one(line)
+                writer.write(reply.model_dump_json(exclude_none=True).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def _control_one(self, line: bytes) -> Reply:
+        assert self.engine is not None  # noqa: S101 - set in run()
+        try:
+            request = json.loads(line)
+            type_ = str(request["type"])
+            body = dict(request.get("body") or {})
+            secret = request.get("secret")
+        except (ValueError, KeyError, TypeError):
+            return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, "control request must be {type, body, secret?}")
+        if type_ == "hub.status":
+            described = self.describe()
+            if body.get("reset_stats"):
+                self.engine.stats.reset()
+            return Reply.success(None, self.engine.head.seq, described)
+        return await self.engine.admin(type_, body, secret=secret if isinstance(secret, str) else None)
+
+    def describe(self) -> dict[str, Any]:
+        """What `storehub hub status` shows."""
+        assert self.engine is not None  # noqa: S101 - set in run()
+        return {
+            "store": self.loaded.config.store.id,
+            "version": __version__,
+            "started_at": self.started_at,
+            "seq": self.engine.head.seq,
+            "epoch": self.engine.epoch,
+            "broker_connected": self.bus is not None and self.bus.connected.is_set(),
+            "devices_online": sorted(d for d, s in self.engine.presence.items() if s.get("state") == "online"),
+            "engine": self.engine.stats.summary(),
+        }
+
+
+async def control_request(
+    data_dir: Path, type_: str, body: dict[str, Any], secret: str | None = None
+) -> dict[str, Any] | None:
+    """Send one request to a running hub's control socket; None when no hub is running."""
+    path = data_dir / SOCKET_NAME
+    if not path.exists():
+        return None
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(path), limit=CONTROL_LIMIT)
+    except (ConnectionRefusedError, FileNotFoundError):
+        return None
+    try:
+        request = {"type": type_, "body": body} | ({"secret": secret} if secret is not None else {})
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        line = await reader.readline()
+    finally:
+        writer.close()
+    if not line:
+        raise HubError("the hub closed the control connection without answering")
+    answer: dict[str, Any] = json.loads(line)
+    return answer

@@ -1,0 +1,287 @@
+"""`storehub …`: the operator's command line.
+
+Exit codes: 0 success, 1 a check failed (ledger verify, replay diff), 2 bad input or the
+operation was refused (with one clear message on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hub.config import ConfigError, LoadedConfig, load_config
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+DEVICE_KINDS = ("tablet", "kds", "drawer", "button", "display", "relay")
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A refused operation: printed on stderr, exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `storehub` console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        result: int = args.handler(args)
+    except (CliError, ConfigError) as exc:
+        print(f"storehub: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="storehub", description="StoreHub: the store's hub.")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", type=Path, required=True, help="the store's TOML config")
+        return p
+
+    hub = sub.add_parser("hub", help="run the hub").add_subparsers(metavar="ACTION")
+    run = with_config(hub.add_parser("run", help="run the hub until SIGTERM/SIGINT"))
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(handler=_hub_run)
+    status = with_config(hub.add_parser("status", help="ask the running hub how it is"))
+    status.set_defaults(handler=_hub_status)
+
+    device = sub.add_parser("device", help="register, list and revoke devices").add_subparsers(metavar="ACTION")
+    add = with_config(device.add_parser("add", help="register a device; prints its MQTT credentials as JSON"))
+    add.add_argument("device_id")
+    add.add_argument("--kind", required=True, choices=DEVICE_KINDS)
+    add.add_argument("--stations", default="", help="comma-separated KDS stations (kind kds)")
+    add.set_defaults(handler=_device_add)
+    lst = with_config(device.add_parser("list", help="list registered devices"))
+    lst.set_defaults(handler=_device_list)
+    revoke = with_config(device.add_parser("revoke", help="revoke a device: the broker refuses it from now on"))
+    revoke.add_argument("device_id")
+    revoke.set_defaults(handler=_device_revoke)
+
+    ledger = sub.add_parser("ledger", help="the hash-chained ledger").add_subparsers(metavar="ACTION")
+    verify = with_config(ledger.add_parser("verify", help="walk the chain; exit 1 at the first bad entry"))
+    verify.set_defaults(handler=_ledger_verify)
+
+    replay = with_config(sub.add_parser("replay", help="rebuild projections from the ledger and diff them"))
+    replay.add_argument("--keep", type=Path, help="keep the scratch database at this path")
+    replay.set_defaults(handler=_replay)
+
+    contract = sub.add_parser("contract", help="the MQTT contract").add_subparsers(metavar="ACTION")
+    asyncapi = contract.add_parser("asyncapi", help="write docs/asyncapi.yaml from the contract models")
+    asyncapi.add_argument("--output", type=Path, default=Path("docs/asyncapi.yaml"))
+    asyncapi.set_defaults(handler=_asyncapi)
+
+    bench = sub.add_parser("bench", help="benchmarks (JSON on stdout)").add_subparsers(metavar="SUITE")
+    core = bench.add_parser("core", help="hub core: latency, throughput, fan-out, memory, start-up")
+    core.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
+    core.add_argument("--quick", action="store_true", help="a short run for smoke tests")
+    core.set_defaults(handler=_bench_core)
+
+    demo = with_config(sub.add_parser("demo", help="run the hub with a scripted tablet playing a few tickets"))
+    demo.add_argument("--once", action="store_true", help="stop after the scripted service")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+# -- hub ---------------------------------------------------------------------------------------
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    return load_config(args.config)
+
+
+def _hub_run(args: argparse.Namespace) -> int:
+    from hub.app import Hub, HubError  # noqa: PLC0415 - keep `storehub --help` fast
+    from hub.logs import setup_logging  # noqa: PLC0415
+
+    loaded = _load(args)
+    setup_logging(args.log_level, store=loaded.config.store.id)
+    hub = Hub(loaded)
+
+    async def _run() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, hub.request_stop)
+        await hub.run()
+
+    try:
+        asyncio.run(_run())
+    except HubError as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:
+        from hub.broker import BrokerError  # noqa: PLC0415
+        from hub.bus import BusError  # noqa: PLC0415
+
+        if isinstance(exc, BrokerError | BusError):
+            raise CliError(str(exc)) from exc
+        raise
+    return 0
+
+
+def _hub_status(args: argparse.Namespace) -> int:
+    from hub.app import control_request  # noqa: PLC0415
+
+    loaded = _load(args)
+    answer = asyncio.run(control_request(loaded.data_dir, "hub.status", {}))
+    if answer is None:
+        raise CliError(f"no hub is running on {loaded.data_dir}")
+    print(json.dumps(answer.get("result"), indent=2))
+    return 0
+
+
+# -- devices -----------------------------------------------------------------------------------
+def _admin(loaded: LoadedConfig, type_: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Run an admin command on the running hub, or directly on its database when none runs."""
+    from hub.app import HubError, control_request, open_engine  # noqa: PLC0415
+
+    async def _go() -> dict[str, Any]:
+        answer = await control_request(loaded.data_dir, type_, body)
+        if answer is not None:
+            return answer
+        async with open_engine(loaded) as engine:
+            reply = await engine.admin(type_, body)
+            result: dict[str, Any] = json.loads(reply.model_dump_json(exclude_none=True))
+            if reply.ok and type_ in ("device.add", "device.revoke"):
+                from hub.app import broker_users  # noqa: PLC0415
+                from hub.broker import BrokerConfig, write_broker_files  # noqa: PLC0415
+
+                cfg = loaded.config
+                broker_config = BrokerConfig(
+                    host=cfg.broker.host,
+                    port=cfg.broker.port,
+                    websockets_port=cfg.broker.websockets_port,
+                    conf_dir=loaded.data_dir / "broker",
+                )
+                write_broker_files(broker_config, await broker_users(engine, loaded.data_dir))
+            return result
+
+    try:
+        answer = asyncio.run(_go())
+    except HubError as exc:
+        raise CliError(str(exc)) from exc
+    if not answer.get("ok"):
+        error = answer.get("error") or {}
+        raise CliError(f"{error.get('code', 'error')}: {error.get('message', 'refused')}")
+    return answer
+
+
+def _device_add(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    stations = [s.strip() for s in args.stations.split(",") if s.strip()]
+    if args.kind == "kds" and not stations:
+        raise CliError("a kds device needs --stations (for example --stations grill or --stations expo)")
+    if stations and args.kind != "kds":
+        raise CliError("--stations is only for kds devices")
+    answer = _admin(loaded, "device.add", {"device_id": args.device_id, "kind": args.kind, "stations": stations})
+    result = answer.get("result") or {}
+    print(json.dumps({"device_id": args.device_id, "username": args.device_id, "password": result["password"]}))
+    return 0
+
+
+def _device_list(args: argparse.Namespace) -> int:
+    from hub.app import DB_NAME  # noqa: PLC0415
+    from hub.store.db import open_reader  # noqa: PLC0415
+
+    loaded = _load(args)
+    path = loaded.data_dir / DB_NAME
+    if not path.exists():
+        raise CliError(f"no hub database at {path} yet: start the hub or add a device first")
+
+    async def _go() -> list[dict[str, Any]]:
+        async with open_reader(path) as conn, conn.execute("SELECT doc FROM p_devices ORDER BY device_id") as cursor:
+            return [json.loads(row[0]) async for row in cursor]
+
+    for device in asyncio.run(_go()):
+        print(json.dumps(device))
+    return 0
+
+
+def _device_revoke(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    _admin(loaded, "device.revoke", {"device_id": args.device_id})
+    print(json.dumps({"device_id": args.device_id, "revoked": True}))
+    return 0
+
+
+# -- ledger and replay -------------------------------------------------------------------------
+def _ledger_verify(args: argparse.Namespace) -> int:
+    from hub.app import DB_NAME  # noqa: PLC0415
+    from hub.store.db import open_reader  # noqa: PLC0415
+    from hub.store.ledger import verify_ledger  # noqa: PLC0415
+
+    loaded = _load(args)
+    path = loaded.data_dir / DB_NAME
+    if not path.exists():
+        raise CliError(f"no hub database at {path}")
+
+    async def _go() -> Any:
+        async with open_reader(path) as conn:
+            return await verify_ledger(conn)
+
+    result = asyncio.run(_go())
+    print(
+        json.dumps(
+            {
+                "ok": result.ok,
+                "entries": result.count,
+                "head_seq": result.head_seq,
+                "first_bad_seq": result.first_bad_seq,
+                "reason": result.reason,
+            }
+        )
+    )
+    return 0 if result.ok else EXIT_FAILED
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from hub.app import DB_NAME  # noqa: PLC0415
+    from hub.store.replay import replay_and_diff  # noqa: PLC0415
+
+    loaded = _load(args)
+    path = loaded.data_dir / DB_NAME
+    if not path.exists():
+        raise CliError(f"no hub database at {path}")
+    report = asyncio.run(replay_and_diff(path, keep=args.keep))
+    print(json.dumps(report, indent=2))
+    return 0 if report["equal"] else EXIT_FAILED
+
+
+# -- contract, bench, demo ---------------------------------------------------------------------
+def _asyncapi(args: argparse.Namespace) -> int:
+    from hub.contract.asyncapi import write_asyncapi  # noqa: PLC0415
+
+    changed = write_asyncapi(args.output)
+    print(f"{args.output}: {'written' if changed else 'already up to date'}")
+    return 0
+
+
+def _bench_core(args: argparse.Namespace) -> int:
+    from hub.bench import run_core  # noqa: PLC0415
+
+    result = run_core(quick=args.quick)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from hub.demo import run_demo  # noqa: PLC0415
+
+    return run_demo(args.config, once=args.once)
+
+
+if __name__ == "__main__":
+    logging.basicConfig()
+    sys.exit(main())

@@ -1,0 +1,741 @@
+"""The single writer: commands in, durable replies and events out.
+
+A command's path: decode with `hub.contract` → idempotency check on (device, id) → `hub.domain`
+decides → its events are chained into the ledger, applied to the in-memory state and to the
+projections, and the reply, events, KDS messages and changed retained state are written to the
+outbox — all in ONE SQLite transaction per batch of commands (group commit) — then published.
+A reply with `ok: true` therefore means durable. After a restart the outbox is published again,
+so nothing committed is left unpublished (at-least-once; clients dedupe events by `seq`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from hub import domain
+from hub.broker import hash_password, new_password
+from hub.contract.commands import COMMANDS, READ_ONLY_COMMANDS
+from hub.contract.envelopes import (
+    ApprovePin,
+    By,
+    CommandEnvelope,
+    ContractViolation,
+    EventEnvelope,
+    Reply,
+    decode_command,
+    encode,
+)
+from hub.contract.errors import NOT_REMEMBERED, ErrorCode
+from hub.contract.kds import KdsMessage, KdsTicket
+from hub.contract.topics import Topics
+from hub.contract.types import format_time, parse_time
+from hub.store import projections
+from hub.store.db import Database, Writes, is_storage_full
+from hub.store.ledger import INSERT_SQL, Head, LedgerEntry, canonical_json, make_entry, read_entries, read_head
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+log = logging.getLogger("storehub.engine")
+
+MAX_BATCH: Final = 256
+ADMIN_DEVICE: Final = "admin"
+"""The local operator (CLI over the control socket, config bootstrap): acts with manager rights."""
+MAX_LATENCY_SAMPLES: Final = 20_000
+RESERVED_DEVICE_IDS: Final = frozenset({"hub", ADMIN_DEVICE})
+KDS_STREAM_SQL: Final = (
+    "INSERT INTO kds_streams (station, last_seq) VALUES (?, ?) "
+    "ON CONFLICT(station) DO UPDATE SET last_seq = excluded.last_seq"
+)
+PROCESSED_SQL: Final = (
+    "INSERT OR REPLACE INTO processed_commands (device, cmd_id, type, body_hash, reply, at) VALUES (?, ?, ?, ?, ?, ?)"
+)
+OUTBOX_SQL: Final = "INSERT INTO outbox (id, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)"
+SECRET_SQL: Final = {
+    "staff_pins": "INSERT OR REPLACE INTO staff_pins (employee_id, pin_hash) VALUES (?, ?)",
+    "device_credentials": "INSERT OR REPLACE INTO device_credentials (device_id, password_hash) VALUES (?, ?)",
+}
+
+
+class Publisher(Protocol):
+    """Where committed messages go (the MQTT bus)."""
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> asyncio.Future[None]:
+        """Hand a message to the broker; the future completes when the broker acknowledged it."""
+        ...
+
+
+@dataclass(slots=True)
+class OutMessage:
+    """A message for the broker; `outbox_id` is set once it is committed in the outbox."""
+
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = False
+    outbox_id: int | None = None
+
+
+@dataclass(slots=True)
+class Submission:
+    """One command as it arrived: raw bytes from MQTT, or a typed admin command from the hub itself."""
+
+    device_id: str
+    payload: bytes | None = None
+    admin_type: str | None = None
+    admin_body: dict[str, Any] | None = None
+    secret: str | None = None
+    future: asyncio.Future[Reply] | None = None
+    received: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A command inside the batch being built."""
+
+    sub: Submission
+    cmd_id: str | None
+    type: str = ""
+    body: BaseModel | None = None
+    envelope: CommandEnvelope | None = None
+    body_hash: str = ""
+    reply: Reply | None = None
+    remember: bool = False
+    entries: list[LedgerEntry] = field(default_factory=list)
+    reply_in_outbox: bool = False
+    secret_rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+class Engine:
+    """The hub's single writer over the store database."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: domain.StoreSettings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        retention_days: int = 7,
+        on_devices_changed: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.topics = Topics(settings.store_id)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.retention = timedelta(days=retention_days)
+        self.on_devices_changed = on_devices_changed
+        self.publisher: Publisher | None = None
+        self.state = domain.StoreState.empty()
+        self.head = Head(0, "", None)
+        self.epoch = 1
+        self.pin_hashes: dict[str, str] = {}
+        self.kds_last: dict[str, int] = {}
+        self.presence: dict[str, dict[str, Any]] = {}
+        self._queue: asyncio.Queue[Submission] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._acked_outbox: list[int] = []
+        self._next_outbox_id = 1
+        self._last_retained: dict[str, bytes] = {}
+        self._pruned_at = 0.0
+        self.stats = EngineStats()
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def load(self) -> None:
+        """Load state, head, epoch, secrets and KDS stream positions from the database."""
+        conn = self.db.writer
+        self.state = await projections.load_state(conn)
+        self.head = await read_head(conn)
+        self.epoch = int(await _meta(conn, "epoch", "1"))
+        async with conn.execute("SELECT employee_id, pin_hash FROM staff_pins") as cursor:
+            self.pin_hashes = {row[0]: row[1] async for row in cursor}
+        async with conn.execute("SELECT station, last_seq FROM kds_streams") as cursor:
+            self.kds_last = {row[0]: int(row[1]) async for row in cursor}
+        async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM outbox") as cursor:
+            row = await cursor.fetchone()
+        self._next_outbox_id = (int(row[0]) if row else 0) + 1
+
+    def start(self) -> None:
+        """Start consuming commands."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="engine")
+
+    async def stop(self) -> None:
+        """Finish the batch in hand and stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    # -- intake -----------------------------------------------------------------------------
+    def submit(self, device_id: str, payload: bytes) -> None:
+        """Queue a raw command from `cmd/{device_id}` (called on the event loop by the bus)."""
+        self._queue.put_nowait(Submission(device_id=device_id, payload=payload))
+
+    async def execute(self, device_id: str, payload: bytes) -> Reply:
+        """Queue a raw command and wait for its reply (tests, the control socket)."""
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(Submission(device_id=device_id, payload=payload, future=future))
+        return await future
+
+    async def admin(self, type_: str, body: dict[str, Any], *, secret: str | None = None) -> Reply:
+        """Run a command as the local operator (config bootstrap, the CLI's control socket)."""
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(
+            Submission(device_id=ADMIN_DEVICE, admin_type=type_, admin_body=body, secret=secret, future=future)
+        )
+        return await future
+
+    def note_device_status(self, device_id: str, status: dict[str, Any]) -> None:
+        """Track presence from `device/{id}/status`: a birth always wins; a stale LWT is ignored."""
+        current = self.presence.get(device_id)
+        sess = int(status.get("sess", 0))
+        stale = current is not None and current.get("state") == "online" and sess < int(current.get("sess", 0))
+        if status.get("state") == "offline" and stale:
+            return
+        self.presence[device_id] = {**status, "since": format_time(self.clock())}
+
+    # -- publishing -------------------------------------------------------------------------
+    def attach(self, publisher: Publisher | None) -> None:
+        """Set (or clear) where messages are published."""
+        self.publisher = publisher
+
+    async def republish(self) -> None:
+        """On every (re)connect: retained state, then everything still in the outbox."""
+        for message in self.retained_messages():
+            self._last_retained[message.topic] = message.payload
+            self._publish(message)
+        async with self.db.writer.execute("SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id") as cursor:
+            rows = await cursor.fetchall()
+        for row in rows:
+            self._publish(OutMessage(row[1], bytes(row[2]), int(row[3]), bool(row[4]), int(row[0])))
+
+    def retained_messages(self) -> list[OutMessage]:
+        """Every retained `state/…` message from the current state."""
+        kinds = ("shift", "availability", "staff", "menu")
+        return [m for kind in kinds if (m := self._retained(kind)) is not None]
+
+    def _retained(self, kind: str) -> OutMessage | None:
+        if kind == "shift":
+            return _json_out(self.topics.state_shift(), domain.shift_summary(self.state), retain=True)
+        if kind == "availability":
+            return _json_out(self.topics.state_availability(), domain.availability_board(self.state), retain=True)
+        if kind == "staff":
+            return _json_out(self.topics.state_staff(), domain.staff_list(self.state), retain=True)
+        if kind == "menu":
+            menu = domain.menu_payload(self.state)
+            return None if menu is None else _json_out(self.topics.state_menu(), menu, retain=True)
+        return None
+
+    def _changed_retained(self, touched: set[domain.EntityRef]) -> list[OutMessage]:
+        """Retained `state/…` messages whose payload this batch changed (the shift summary is checked always)."""
+        out = []
+        for kind in _retained_kinds(touched):
+            message = self._retained(kind)
+            if message is not None and self._last_retained.get(message.topic) != message.payload:
+                self._last_retained[message.topic] = message.payload
+                out.append(message)
+        return out
+
+    def _publish(self, message: OutMessage) -> None:
+        if self.publisher is None:
+            return
+        acked = self.publisher.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+        if message.outbox_id is not None:
+            outbox_id = message.outbox_id
+            acked.add_done_callback(lambda f: self._note_acked(f, outbox_id))
+
+    def _note_acked(self, future: asyncio.Future[None], outbox_id: int) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._acked_outbox.append(outbox_id)
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < MAX_BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._process(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("batch of %d commands failed unexpectedly", len(batch))
+                await self._fail_batch(batch, ErrorCode.INTERNAL, "The hub hit an internal error; retry the command")
+
+    async def _process(self, batch: list[Submission]) -> None:
+        now = self.clock()
+        ctx = domain.Context(
+            now=now,
+            settings=self.settings,
+            new_id=_new_id,
+            new_token=lambda: secrets.token_urlsafe(32),
+            verify_pin=self._verify_pin,
+        )
+        pendings = [self._decode(sub) for sub in batch]
+        await self._lookup_processed(pendings)
+        clock_ok = self.head.at is None or now >= parse_time(self.head.at)
+        at = format_time(now)
+        outbox: list[OutMessage] = []
+        touched: set[domain.EntityRef] = set()
+        syncs: list[_Pending] = []
+        head = self.head
+        in_batch: dict[tuple[str, str], _Pending] = {}
+        for p in pendings:
+            if p.reply is not None:
+                continue
+            key = (p.sub.device_id, p.cmd_id or "")
+            if p.cmd_id is not None and key in in_batch:
+                p.reply = _replay_reply(in_batch[key], p)
+                continue
+            refused = self._device_refusal(p)
+            if refused is not None:
+                p.reply = refused
+                continue
+            if p.type == "sync":
+                syncs.append(p)
+                continue
+            writes = p.type not in READ_ONLY_COMMANDS
+            if writes and not clock_ok:
+                p.reply = Reply.failure(
+                    p.cmd_id,
+                    ErrorCode.CLOCK_INVALID,
+                    f"The hub's clock ({at}) is behind its newest ledger entry ({head.at}); "
+                    "it refuses to write until the clock is fixed",
+                )
+                continue
+            head = self._decide(p, ctx, at, head, touched, outbox)
+            if p.cmd_id is not None:
+                in_batch[key] = p
+        try:
+            await self._commit(pendings, outbox, touched, at)
+        except Exception as exc:  # noqa: BLE001 - any failed commit is answered, never crashes the hub
+            await self._commit_failed(pendings, exc)
+            return
+        self.head = head
+        if any(ref[0] == "device" for ref in touched) and self.on_devices_changed is not None:
+            # The broker accepts (or refuses) the device before anyone hears that it was added or revoked.
+            await self.on_devices_changed()
+        self._deliver(pendings, outbox)
+        for p in syncs:
+            p.reply = await self._sync(p)
+            self._deliver([p], [])
+        self.stats.note_batch(len(batch))
+
+    # -- decode and idempotency -------------------------------------------------------------
+    def _decode(self, sub: Submission) -> _Pending:
+        if sub.admin_type is not None:
+            return self._decode_admin(sub)
+        assert sub.payload is not None  # noqa: S101 - a Submission has one or the other
+        try:
+            envelope, body = decode_command(sub.payload)
+        except ContractViolation as violation:
+            pending = _Pending(sub, violation.cmd_id)
+            pending.reply = Reply.failure(violation.cmd_id, violation.code, violation.message, violation.details)
+            return pending
+        pending = _Pending(sub, envelope.id, envelope.type, body, envelope)
+        pending.body_hash = _body_hash(envelope.type, envelope.body)
+        return pending
+
+    def _decode_admin(self, sub: Submission) -> _Pending:
+        type_ = sub.admin_type or ""
+        model = domain.ADMIN_COMMANDS.get(type_) or COMMANDS.get(type_)
+        cmd_id = _new_id("adm")
+        pending = _Pending(sub, cmd_id, type_)
+        if model is None:
+            pending.reply = Reply.failure(cmd_id, ErrorCode.UNKNOWN_COMMAND, f"Unknown admin command {type_!r}")
+            return pending
+        try:
+            pending.body = model.model_validate(sub.admin_body or {})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ".".join(str(part) for part in first["loc"])
+            pending.reply = Reply.failure(cmd_id, ErrorCode.INVALID_PAYLOAD, f"{loc}: {first['msg']}")
+        return pending
+
+    async def _lookup_processed(self, pendings: Sequence[_Pending]) -> None:
+        wanted = [p for p in pendings if p.reply is None and p.envelope is not None]
+        if not wanted:
+            return
+        ids = sorted({p.cmd_id for p in wanted if p.cmd_id is not None})
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT device, cmd_id, type, body_hash, reply FROM processed_commands WHERE cmd_id IN ({marks})"  # noqa: S608
+        found = await self.db.run(lambda conn: conn.execute(sql, ids).fetchall())
+        rows = {(r[0], r[1]): r for r in found}
+        for p in wanted:
+            row = rows.get((p.sub.device_id, p.cmd_id or ""))
+            if row is None:
+                continue
+            if row[2] == p.type and row[3] == p.body_hash:
+                p.reply = Reply.model_validate_json(row[4])
+                self.stats.duplicates += 1
+            else:
+                p.reply = _mismatch(p.cmd_id)
+
+    # -- deciding ---------------------------------------------------------------------------
+    def _decide(  # noqa: PLR0917 - the batch's running state, threaded through explicitly
+        self,
+        p: _Pending,
+        ctx: domain.Context,
+        at: str,
+        head: Head,
+        touched: set[domain.EntityRef],
+        outbox: list[OutMessage],
+    ) -> Head:
+        assert p.body is not None  # noqa: S101 - decoded commands have a body
+        device = self.state.devices.get(p.sub.device_id)
+        stations: tuple[str, ...] = ()
+        if p.sub.payload is None or device is None:
+            kind = "admin"  # only local admin submissions get here without a device
+        else:
+            kind, stations = device.kind, tuple(device.stations)
+        envelope = p.envelope
+        command = domain.CommandIn(
+            cmd_id=p.cmd_id or "",
+            type=p.type,
+            body=p.body,
+            device_id=p.sub.device_id,
+            device_kind=kind,
+            device_stations=stations,
+            token_hash=domain.token_hash(envelope.auth) if envelope is not None and envelope.auth else None,
+            approve=_approver(envelope),
+        )
+        secret_rows = self._secret_rows(p, command)
+        if isinstance(secret_rows, Reply):
+            p.reply = secret_rows
+            return head
+        decision = domain.decide(self.state, command, ctx)
+        for new in decision.events:
+            seq = head.seq + 1
+            entry = make_entry(
+                seq=seq,
+                epoch=self.epoch,
+                at=at,
+                type_=new.type,
+                actor=new.actor,
+                device=p.sub.device_id,
+                cmd=p.cmd_id,
+                data=new.data,
+                prev_hash=head.hash,
+            )
+            p.entries.append(entry)
+            head = Head(seq, entry.hash, at)
+            event = domain.LedgerEvent(seq, ctx.now, new.type, new.actor, p.sub.device_id, p.cmd_id, new.data)
+            touched |= domain.evolve(self.state, event)
+            outbox.append(_event_out(self.topics, entry))
+            outbox.extend(self._kds_out(event))
+        if decision.error is not None:
+            err = decision.error
+            p.reply = Reply.failure(p.cmd_id, err.code, err.message, err.details or None, seq=head.seq)
+            p.remember = err.code not in NOT_REMEMBERED
+        else:
+            p.reply = Reply.success(p.cmd_id, head.seq, decision.result)
+            p.remember = True
+            p.secret_rows = secret_rows
+            if p.sub.secret and isinstance(p.reply.result, dict) and p.type == "device.add":
+                p.reply = Reply.success(p.cmd_id, head.seq, {**p.reply.result, "password": p.sub.secret})
+        if p.sub.device_id == ADMIN_DEVICE:
+            p.remember = False
+        if p.sub.payload is not None and p.reply is not None and (p.remember or p.entries):
+            outbox.append(OutMessage(self.topics.reply(p.sub.device_id), encode(p.reply)))
+            p.reply_in_outbox = True
+        return head
+
+    def _device_refusal(self, p: _Pending) -> Reply | None:
+        if p.sub.payload is None:
+            return None
+        device = self.state.devices.get(p.sub.device_id)
+        if device is None or not device.active:
+            return Reply.failure(
+                p.cmd_id, ErrorCode.UNAUTHORIZED, f"Device {p.sub.device_id} is not registered with this hub"
+            )
+        return None
+
+    def _secret_rows(self, p: _Pending, command: domain.CommandIn) -> list[tuple[str, str, str]] | Reply:
+        """Secrets an admin command stores beside its events (PIN and device password hashes)."""
+        del command
+        if p.type in ("staff.add", "staff.reset_pin"):
+            pin = p.sub.secret or (p.sub.admin_body or {}).get("pin")
+            if not isinstance(pin, str):
+                return Reply.failure(p.cmd_id, ErrorCode.INVALID_PAYLOAD, "a PIN is required")
+            employee = str((p.sub.admin_body or {}).get("employee_id"))
+            pin_hash = domain.hash_pin(pin, secrets.token_bytes(16))
+            return [("staff_pins", employee, pin_hash)]
+        if p.type == "device.add":
+            device_id = str((p.sub.admin_body or {}).get("device_id"))
+            if device_id in RESERVED_DEVICE_IDS:
+                return Reply.failure(p.cmd_id, ErrorCode.CONFLICT, f"{device_id!r} is reserved for the hub itself")
+            password = new_password()
+            p.sub.secret = password
+            return [("device_credentials", device_id, hash_password(password))]
+        return []
+
+    def _kds_out(self, event: domain.LedgerEvent) -> list[OutMessage]:
+        out: list[OutMessage] = []
+        for station, kds_type, data in domain.kds_messages(self.state, event):
+            message = KdsMessage(
+                seq=event.seq,
+                prev=self.kds_last.get(station),
+                type=kds_type,
+                data=KdsTicket.model_validate(data),
+            )
+            self.kds_last[station] = event.seq
+            out.append(OutMessage(self.topics.kds(station), encode(message)))
+        return out
+
+    def _verify_pin(self, employee_id: str, pin: str) -> bool:
+        stored = self.pin_hashes.get(employee_id)
+        return stored is not None and domain.verify_pin_hash(pin, stored)
+
+    # -- committing -------------------------------------------------------------------------
+    async def _commit(
+        self,
+        pendings: Sequence[_Pending],
+        outbox: list[OutMessage],
+        touched: set[domain.EntityRef],
+        at: str,
+    ) -> None:
+        """One transaction for the whole batch, run in one hop on the writer's thread."""
+        entries = [e for p in pendings for e in p.entries]
+        processed = [
+            (p.sub.device_id, p.cmd_id, p.type, p.body_hash, encode(p.reply), at)
+            for p in pendings
+            if p.remember and p.reply is not None and p.envelope is not None
+        ]
+        acked, self._acked_outbox = self._acked_outbox, []
+        writes: Writes = []
+        if entries:
+            writes.append((INSERT_SQL, [e.row() for e in entries]))
+            writes.extend(projections.plan_writes(self.state, touched))
+            writes.append((KDS_STREAM_SQL, list(self.kds_last.items())))
+            for p in pendings:
+                for table, key, value in p.secret_rows:
+                    writes.append((SECRET_SQL[table], [(key, value)]))
+            outbox.extend(self._changed_retained(touched))
+        writes.append((PROCESSED_SQL, processed))
+        writes.append(("DELETE FROM outbox WHERE id = ?", [(i,) for i in acked]))
+        for message in outbox:
+            message.outbox_id = self._next_outbox_id
+            self._next_outbox_id += 1
+        writes.append((OUTBOX_SQL, [(m.outbox_id, m.topic, m.payload, m.qos, int(m.retain)) for m in outbox]))
+        if not any(rows for _sql, rows in writes):
+            return
+        try:
+            await self.db.transaction(writes)
+        except BaseException:
+            self._acked_outbox.extend(acked)
+            raise
+        for p in pendings:
+            for table, key, value in p.secret_rows:
+                if table == "staff_pins":
+                    self.pin_hashes[key] = value
+
+    async def _commit_failed(self, pendings: Sequence[_Pending], exc: Exception) -> None:
+        """Roll back, reload the state, and answer every command that depended on the commit."""
+        storage_full = is_storage_full(exc)
+        if not storage_full:
+            log.error("commit failed", exc_info=exc)
+        await self._rollback_and_reload()
+        code = ErrorCode.STORAGE_FULL if storage_full else ErrorCode.INTERNAL
+        message = (
+            "The hub cannot write: its storage is full. Nothing was changed"
+            if storage_full
+            else "The hub could not save this command; nothing was changed. Retry it"
+        )
+        for p in pendings:
+            if p.reply is None or p.remember or p.entries:
+                p.reply = Reply.failure(p.cmd_id, code, message)
+                p.remember = False
+            p.reply_in_outbox = False
+        self._deliver(pendings, [])
+
+    async def _rollback_and_reload(self) -> None:
+        """The transaction rolled itself back; bring memory back in line with the database."""
+        await self.load()
+
+    def _deliver(self, pendings: Sequence[_Pending], outbox: Iterable[OutMessage]) -> None:
+        for message in outbox:
+            self._publish(message)
+        for p in pendings:
+            if p.reply is None:
+                continue
+            if p.sub.future is not None:
+                if not p.sub.future.done():
+                    p.sub.future.set_result(p.reply)
+            elif not p.reply_in_outbox:
+                self._publish(OutMessage(self.topics.reply(p.sub.device_id), encode(p.reply)))
+            self.stats.note_latency(time.perf_counter() - p.sub.received)
+
+    async def _fail_batch(self, batch: Sequence[Submission], code: ErrorCode, message: str) -> None:
+        await self._rollback_and_reload()
+        for sub in batch:
+            reply = Reply.failure(None, code, message)
+            if sub.future is not None and not sub.future.done():
+                sub.future.set_result(reply)
+            elif sub.payload is not None:
+                self._publish(OutMessage(self.topics.reply(sub.device_id), encode(reply)))
+
+    # -- sync -------------------------------------------------------------------------------
+    async def _sync(self, p: _Pending) -> Reply:
+        since = getattr(p.body, "since_seq", None)
+        head = self.head.seq
+        base = {"seq": head, "epoch": self.epoch}
+        if since is not None and since <= head and head - since <= self.settings.sync_max_events:
+            entries = await read_entries(self.db.writer, since, head - since)
+            events = [_event_envelope(e).model_dump(mode="json") for e in entries]
+            return Reply.success(p.cmd_id, head, {**base, "events": events})
+        return Reply.success(p.cmd_id, head, {**base, "snapshot": domain.snapshot(self.state)})
+
+    # -- housekeeping -----------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Timers (table attention, business-day close) and pruning; called every few seconds."""
+        reply = await self.admin("clock.tick", {})
+        if not reply.ok and reply.error is not None and reply.error.code != ErrorCode.CLOCK_INVALID:
+            log.warning("clock.tick failed: %s", reply.error.message)
+        await self.flush_acked()
+        if time.monotonic() - self._pruned_at > 3600:  # noqa: PLR2004 - hourly
+            await self.prune()
+
+    async def flush_acked(self) -> None:
+        """Delete outbox rows the broker acknowledged (normally folded into the next batch)."""
+        if not self._acked_outbox:
+            return
+        acked, self._acked_outbox = self._acked_outbox, []
+        try:
+            await self.db.transaction([("DELETE FROM outbox WHERE id = ?", [(i,) for i in acked])])
+        except Exception:
+            self._acked_outbox.extend(acked)
+            raise
+
+    async def prune(self) -> int:
+        """Forget processed command ids older than the retention (at least 7 days)."""
+        cutoff = format_time(self.clock() - self.retention)
+
+        def _prune(conn: sqlite3.Connection) -> int:
+            with conn:
+                return conn.execute("DELETE FROM processed_commands WHERE at < ?", (cutoff,)).rowcount
+
+        removed = await self.db.run(_prune)
+        self._pruned_at = time.monotonic()
+        return removed
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Counters for benchmarks, `storehub hub status` and /metrics."""
+
+    batches: int = 0
+    commands: int = 0
+    duplicates: int = 0
+    max_batch: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=MAX_LATENCY_SAMPLES))
+
+    def note_batch(self, size: int) -> None:
+        """Count a committed batch."""
+        self.batches += 1
+        self.commands += size
+        self.max_batch = max(self.max_batch, size)
+
+    def note_latency(self, seconds: float) -> None:
+        """Time from a command's arrival on the hub to its reply being handed to the broker."""
+        self.latencies.append(seconds)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and in-hub latency percentiles over the most recent commands."""
+        ordered = sorted(self.latencies)
+        pick = (lambda q: round(ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000, 3)) if ordered else None
+        return {
+            "batches": self.batches,
+            "commands": self.commands,
+            "duplicates": self.duplicates,
+            "max_batch": self.max_batch,
+            "mean_batch": round(self.commands / self.batches, 2) if self.batches else None,
+            "latency_ms": {"p50": pick(0.5), "p99": pick(0.99), "samples": len(ordered)} if pick else None,
+        }
+
+    def reset(self) -> None:
+        """Start counting afresh (benchmark phases)."""
+        self.batches = self.commands = self.duplicates = self.max_batch = 0
+        self.latencies.clear()
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(8)}"
+
+
+def _body_hash(type_: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256(type_.encode() + b"\0" + canonical_json(body)).hexdigest()
+
+
+def _mismatch(cmd_id: str | None) -> Reply:
+    return Reply.failure(
+        cmd_id,
+        ErrorCode.IDEMPOTENCY_MISMATCH,
+        f"Command id {cmd_id} was already used for a different command; use a new id",
+    )
+
+
+def _replay_reply(first: _Pending, again: _Pending) -> Reply:
+    if first.type == again.type and first.body_hash == again.body_hash and first.reply is not None:
+        return first.reply
+    return _mismatch(again.cmd_id)
+
+
+def _approver(envelope: CommandEnvelope | None) -> domain.ApproverIn | None:
+    if envelope is None or envelope.approve is None:
+        return None
+    approve = envelope.approve
+    if isinstance(approve, ApprovePin):
+        return domain.ApproverIn(employee_id=approve.employee_id, pin=approve.pin, token_hash=None)
+    return domain.ApproverIn(employee_id=None, pin=None, token_hash=domain.token_hash(approve.token))
+
+
+def _event_envelope(entry: LedgerEntry) -> EventEnvelope:
+    return EventEnvelope(
+        seq=entry.seq,
+        type=entry.type,
+        at=entry.at,
+        by=By(device=entry.device, actor=entry.actor),
+        cmd=entry.cmd,
+        data=entry.data,
+    )
+
+
+def _event_out(topics: Topics, entry: LedgerEntry) -> OutMessage:
+    return OutMessage(topics.event(entry.type), encode(_event_envelope(entry)))
+
+
+def _json_out(topic: str, payload: Any, *, retain: bool = False) -> OutMessage:
+    return OutMessage(topic, canonical_json(payload), 1, retain)
+
+
+def _retained_kinds(touched: set[domain.EntityRef]) -> list[str]:
+    kinds = {ref[0] for ref in touched}
+    wanted = ["shift"]  # small, and its open-ticket count moves with many events
+    if "availability" in kinds:
+        wanted.append("availability")
+    if "staff" in kinds:
+        wanted.append("staff")
+    if "menu" in kinds:
+        wanted.append("menu")
+    return wanted
+
+
+async def _meta(conn: Any, key: str, default: str) -> str:
+    async with conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cursor:
+        row = await cursor.fetchone()
+    return str(row[0]) if row else default

@@ -1,0 +1,1 @@
+"""SQLite adapter: connection and pragmas, migrations, the hash-chained ledger, projections."""

@@ -1,0 +1,219 @@
+"""The hash-chained ledger exactly as CONTRACT.md defines it ("Ledger and relay").
+
+`hash = sha256_hex(canonical_json(entry without "hash"))`; the first entry's `prev_hash` is 64
+zeros. Entries are never updated or deleted (triggers in the schema refuse it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+
+    import aiosqlite
+
+GENESIS_HASH: Final = "0" * 64
+INSERT_SQL: Final = (
+    "INSERT INTO ledger (seq, epoch, at, type, actor, device, cmd, data, prev_hash, hash) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COLUMNS: Final = "seq, epoch, at, type, actor, device, cmd, data, prev_hash, hash"
+
+
+def canonical_json(obj: Any) -> bytes:
+    """The contract's canonical JSON: sorted keys, no spaces, UTF-8, no ASCII escaping."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One ledger entry; `data_json` is the canonical JSON of `data` as stored."""
+
+    seq: int
+    epoch: int
+    at: str
+    type: str
+    actor: str | None
+    device: str | None
+    cmd: str | None
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as the relay ships it."""
+        return {
+            "seq": self.seq,
+            "epoch": self.epoch,
+            "at": self.at,
+            "type": self.type,
+            "actor": self.actor,
+            "device": self.device,
+            "cmd": self.cmd,
+            "data": self.data,
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
+
+    def row(self) -> tuple[Any, ...]:
+        """The values for INSERT_SQL."""
+        return (
+            self.seq,
+            self.epoch,
+            self.at,
+            self.type,
+            self.actor,
+            self.device,
+            self.cmd,
+            canonical_json(self.data).decode("utf-8"),
+            self.prev_hash,
+            self.hash,
+        )
+
+
+def compute_hash(
+    *,
+    seq: int,
+    epoch: int,
+    at: str,
+    type_: str,
+    actor: str | None,
+    device: str | None,
+    cmd: str | None,
+    data: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    """sha256 hex of the canonical JSON of the entry without its hash."""
+    body = {
+        "seq": seq,
+        "epoch": epoch,
+        "at": at,
+        "type": type_,
+        "actor": actor,
+        "device": device,
+        "cmd": cmd,
+        "data": data,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(body)).hexdigest()
+
+
+def make_entry(
+    *,
+    seq: int,
+    epoch: int,
+    at: str,
+    type_: str,
+    actor: str | None,
+    device: str | None,
+    cmd: str | None,
+    data: dict[str, Any],
+    prev_hash: str,
+) -> LedgerEntry:
+    """A new entry chained onto `prev_hash`."""
+    digest = compute_hash(
+        seq=seq, epoch=epoch, at=at, type_=type_, actor=actor, device=device, cmd=cmd, data=data, prev_hash=prev_hash
+    )
+    return LedgerEntry(seq, epoch, at, type_, actor, device, cmd, data, prev_hash, digest)
+
+
+def entry_from_row(row: Iterable[Any]) -> LedgerEntry:
+    """A LedgerEntry from a `SELECT {_COLUMNS}` row."""
+    seq, epoch, at, type_, actor, device, cmd, data, prev_hash, digest = row
+    return LedgerEntry(int(seq), int(epoch), at, type_, actor, device, cmd, json.loads(data), prev_hash, digest)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The newest entry's seq, hash and time (seq 0 and the genesis hash for an empty ledger)."""
+
+    seq: int
+    hash: str
+    at: str | None
+
+
+async def read_head(conn: aiosqlite.Connection) -> Head:
+    """The ledger's head."""
+    async with conn.execute("SELECT seq, hash, at FROM ledger ORDER BY seq DESC LIMIT 1") as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        return Head(0, GENESIS_HASH, None)
+    return Head(int(row[0]), str(row[1]), str(row[2]))
+
+
+async def read_entries(conn: aiosqlite.Connection, after_seq: int, limit: int) -> list[LedgerEntry]:
+    """Up to `limit` entries with seq above `after_seq`, oldest first."""
+    async with conn.execute(
+        f"SELECT {_COLUMNS} FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608 - constant columns
+        (after_seq, limit),
+    ) as cursor:
+        rows = await cursor.fetchall()
+    return [entry_from_row(row) for row in rows]
+
+
+async def iter_entries(conn: aiosqlite.Connection, after_seq: int = 0, page: int = 2000) -> AsyncIterator[LedgerEntry]:
+    """Every entry above `after_seq`, in pages of short read transactions."""
+    cursor_seq = after_seq
+    while True:
+        entries = await read_entries(conn, cursor_seq, page)
+        for entry in entries:
+            yield entry
+        if len(entries) < page:
+            return
+        cursor_seq = entries[-1].seq
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    """The outcome of walking the chain: `first_bad_seq` is None when every entry checks out."""
+
+    count: int
+    head_seq: int
+    first_bad_seq: int | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the whole chain verified."""
+        return self.first_bad_seq is None
+
+
+def check_entry(entry: LedgerEntry, expected_seq: int, prev_hash: str) -> str | None:
+    """Why `entry` does not continue the chain at `expected_seq` after `prev_hash`, or None if it does."""
+    if entry.seq != expected_seq:
+        return f"expected seq {expected_seq}, found {entry.seq} (a gap)"
+    if entry.prev_hash != prev_hash:
+        return "prev_hash does not match the previous entry's hash"
+    recomputed = compute_hash(
+        seq=entry.seq,
+        epoch=entry.epoch,
+        at=entry.at,
+        type_=entry.type,
+        actor=entry.actor,
+        device=entry.device,
+        cmd=entry.cmd,
+        data=entry.data,
+        prev_hash=entry.prev_hash,
+    )
+    if recomputed != entry.hash:
+        return "hash does not match the entry's content (altered)"
+    return None
+
+
+async def verify_ledger(conn: aiosqlite.Connection) -> VerifyResult:
+    """Walk the whole chain from seq 1 and report the first entry that does not verify."""
+    prev = GENESIS_HASH
+    expected = 1
+    count = 0
+    async for entry in iter_entries(conn):
+        reason = check_entry(entry, expected, prev)
+        if reason is not None:
+            return VerifyResult(count, entry.seq, min(entry.seq, expected), reason)
+        prev = entry.hash
+        expected += 1
+        count += 1
+    return VerifyResult(count, expected - 1, None, None)

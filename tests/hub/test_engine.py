@@ -1,0 +1,265 @@
+"""The engine on a real SQLite file, driven with raw contract payloads (no broker needed here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hub.app import bootstrap, store_settings
+from hub.config import load_config
+from hub.contract.envelopes import Reply
+from hub.engine import Engine
+from hub.store.db import Database
+from hub.store.ledger import verify_ledger
+from hub.store.replay import replay_and_diff
+from tests.hubproc import STAFF, write_config
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Harness:
+    """An engine over a database file in tmp_path, with a registered tablet."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.config = load_config(write_config(tmp_path))
+        self.path = self.config.data_dir / "hub.db"
+        self.clock = Clock()
+        self.ids = 0
+
+    async def open(self) -> Engine:
+        self.db = await Database.open(self.path)
+        self.engine = Engine(self.db, store_settings(self.config), clock=self.clock)
+        await self.engine.load()
+        self.engine.start()
+        await bootstrap(self.engine, self.config)
+        if "tab-01" not in self.engine.state.devices:
+            reply = await self.engine.admin("device.add", {"device_id": "tab-01", "kind": "tablet", "stations": []})
+            assert reply.ok, reply
+        return self.engine
+
+    async def close(self) -> None:
+        await self.engine.stop()
+        await self.db.close()
+
+    async def raw(self, payload: bytes, device: str = "tab-01") -> Reply:
+        return await self.engine.execute(device, payload)
+
+    async def cmd(
+        self,
+        type_: str,
+        body: dict[str, Any] | None = None,
+        *,
+        auth: str | None = None,
+        approve: dict[str, Any] | None = None,
+        cmd_id: str | None = None,
+    ) -> Reply:
+        self.ids += 1
+        envelope = {
+            "v": 1,
+            "id": cmd_id or f"c-{self.ids}",
+            "type": type_,
+            "auth": auth,
+            "approve": approve,
+            "body": body or {},
+        }
+        return await self.raw(json.dumps(envelope).encode())
+
+    async def login(self, who: str) -> str:
+        employee, pin = STAFF[who]
+        reply = await self.cmd("staff.login", {"employee_id": employee, "pin": pin})
+        assert reply.ok, reply
+        return str(reply.result["token"])
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def ledger_count(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
+
+
+def test_ok_reply_is_durable_and_same_id_returns_the_same_reply(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def first() -> tuple[Reply, int]:
+        await h.open()
+        mgr = await h.login("mgr")
+        reply = await h.cmd("shift.open", {"opening_float": 15000}, auth=mgr, cmd_id="open-1")
+        await h.close()
+        return reply, ledger_count(h.path)
+
+    reply, count = run(first())
+    assert reply.ok
+    assert reply.seq == count
+
+    async def again() -> tuple[Reply, Reply, Any]:
+        await h.open()
+        mgr = await h.login("mgr")
+        same = await h.cmd("shift.open", {"opening_float": 15000}, auth=mgr, cmd_id="open-1")
+        other = await h.cmd("shift.open", {"opening_float": 1}, auth=mgr, cmd_id="open-1")
+        state = h.engine.state.current_shift
+        await h.close()
+        return same, other, state
+
+    same, other, shift = run(again())
+    assert same.model_dump() == reply.model_dump()
+    assert other.error is not None
+    assert other.error.code == "idempotency_mismatch"
+    assert shift is not None
+    assert shift.opening_float == 15000
+    assert len([s for s in [shift] if s.status == "open"]) == 1
+
+
+def test_bad_input_gets_a_specific_error_and_writes_nothing(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def go() -> dict[str, Reply]:
+        await h.open()
+        before = h.engine.head.seq
+        server = await h.login("server")
+        after_login = h.engine.head.seq
+        out = {
+            "not_json": await h.raw(b"{nope"),
+            "not_utf8": await h.raw(b"\xff\xfe"),
+            "array": await h.raw(b"[1,2]"),
+            "unknown": await h.cmd("ticket.teleport", {}),
+            "float_money": await h.cmd("shift.open", {"opening_float": 10.5}, auth=server),
+            "too_large": await h.raw(b'{"v":1,"id":"big","type":"sync","body":{"x":"' + b"a" * 70000 + b'"}}'),
+            "no_auth": await h.cmd("ticket.open", {"channel": "takeout"}),
+            "bad_token": await h.cmd("ticket.open", {"channel": "takeout"}, auth="forged"),
+            "role": await h.cmd("shift.open", {"opening_float": 100}, auth=server),
+            "shift_closed": await h.cmd("ticket.open", {"channel": "takeout"}, auth=server),
+            "unknown_device": await h.raw(
+                json.dumps({"v": 1, "id": "x1", "type": "sync", "body": {}}).encode(), device="ghost"
+            ),
+        }
+        out["_written"] = Reply.success(None, h.engine.head.seq - after_login, {"before": before})
+        await h.close()
+        return out
+
+    out = run(go())
+    codes = {k: v.error.code for k, v in out.items() if v.error is not None}
+    assert codes == {
+        "not_json": "invalid_payload",
+        "not_utf8": "invalid_payload",
+        "array": "invalid_payload",
+        "unknown": "unknown_command",
+        "float_money": "invalid_payload",
+        "too_large": "too_large",
+        "no_auth": "unauthorized",
+        "bad_token": "unauthorized",
+        "role": "forbidden",
+        "shift_closed": "shift_closed",
+        "unknown_device": "unauthorized",
+    }
+    assert out["not_json"].id is None
+    assert out["float_money"].id is not None
+    assert "opening_float" in out["float_money"].error.message
+    assert out["_written"].seq == 0, "bad commands must not write the ledger"
+
+
+def test_clock_behind_the_ledger_refuses_writes_until_fixed(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def go() -> tuple[Reply, Reply, Reply]:
+        await h.open()
+        mgr = await h.login("mgr")
+        h.clock.advance(-3600)
+        refused = await h.cmd("shift.open", {"opening_float": 100}, auth=mgr, cmd_id="s1")
+        read = await h.cmd("sync", {})
+        h.clock.advance(3601)
+        accepted = await h.cmd("shift.open", {"opening_float": 100}, auth=mgr, cmd_id="s1")
+        await h.close()
+        return refused, read, accepted
+
+    refused, read, accepted = run(go())
+    assert refused.error is not None
+    assert refused.error.code == "clock_invalid"
+    assert read.ok, "reads are still served while writes are refused"
+    assert accepted.ok, "clock_invalid is not remembered: the same command succeeds once the clock is right"
+
+
+def test_full_disk_answers_storage_full_changes_nothing_and_recovers(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    employee, pin = STAFF["server"]
+
+    async def go() -> tuple[Reply, Reply, bool, bool]:
+        await h.open()
+        async with h.db.writer.execute("PRAGMA page_count") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        await h.db.writer.execute(f"PRAGMA max_page_count = {row[0]}")
+        full = None
+        for _ in range(500):  # each login writes an event and a session until the pages run out
+            full = await h.cmd("staff.login", {"employee_id": employee, "pin": pin})
+            if full.error is not None:
+                break
+        assert full is not None
+        seq = h.engine.head.seq
+        sessions = len(h.engine.state.sessions)
+        again = await h.cmd("staff.login", {"employee_id": employee, "pin": pin})
+        unchanged = h.engine.head.seq == seq and len(h.engine.state.sessions) == sessions
+        await h.db.writer.execute("PRAGMA max_page_count = 1073741823")
+        ok = await h.cmd("staff.login", {"employee_id": employee, "pin": pin})
+        async with h.db.reader() as conn:
+            verified = (await verify_ledger(conn)).ok
+        await h.close()
+        return full if again.error is None else again, ok, unchanged, verified
+
+    full, ok, unchanged, verified = run(go())
+    assert full.error is not None
+    assert full.error.code == "storage_full"
+    assert "Nothing was changed" in full.error.message
+    assert unchanged, "a refused write leaves ledger and state as they were"
+    assert ok.ok, "the hub recovers by itself once there is room again"
+    assert verified
+
+
+def test_group_commit_many_commands_in_few_transactions_and_replay_matches(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def go() -> tuple[list[Reply], Any]:
+        await h.open()
+        mgr = await h.login("mgr")
+        server = await h.login("server")
+        await h.cmd("shift.open", {"opening_float": 10000}, auth=mgr)
+        batches_before = h.engine.stats.batches
+        waiters = []
+        for i in range(60):
+            h.ids += 1
+            envelope = {
+                "v": 1,
+                "id": f"burst-{i}",
+                "type": "ticket.open",
+                "auth": server,
+                "body": {"ticket_id": f"tk-{i}", "channel": "takeout"},
+            }
+            waiters.append(h.engine.execute("tab-01", json.dumps(envelope).encode()))
+        replies = await asyncio.gather(*waiters)
+        batches = h.engine.stats.batches - batches_before
+        await h.close()
+        return replies, batches
+
+    replies, batches = run(go())
+    assert all(r.ok for r in replies)
+    assert len({r.result["number"] for r in replies}) == 60
+    assert batches < 60, "queued commands share transactions"
+    report = run(replay_and_diff(h.path))
+    assert report["equal"], report
