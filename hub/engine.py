@@ -377,10 +377,16 @@ class Engine:
         wanted = [p for p in pendings if p.reply is None and p.envelope is not None]
         if not wanted:
             return
+        devices = sorted({p.sub.device_id for p in wanted})
         ids = sorted({p.cmd_id for p in wanted if p.cmd_id is not None})
-        marks = ",".join("?" * len(ids))
-        sql = f"SELECT device, cmd_id, type, body_hash, reply FROM processed_commands WHERE cmd_id IN ({marks})"  # noqa: S608
-        rows = {(r[0], r[1]): r for r in self._lookup.execute(sql, ids).fetchall()}
+        # Both columns constrained, so SQLite searches the primary key (device, cmd_id) and never scans;
+        # the few cross pairs this may also return are filtered out below by the exact key.
+        sql = (
+            "SELECT device, cmd_id, type, body_hash, reply FROM processed_commands "  # noqa: S608 - placeholders only
+            f"WHERE device IN ({','.join('?' * len(devices))}) AND cmd_id IN ({','.join('?' * len(ids))})"
+        )
+        params = [*devices, *ids]
+        rows = {(r[0], r[1]): r for r in self._lookup.execute(sql, params).fetchall()}
         for p in wanted:
             row = rows.get((p.sub.device_id, p.cmd_id or ""))
             if row is None:

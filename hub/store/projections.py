@@ -77,7 +77,8 @@ def plan_writes(state: domain.StoreState, touched: Iterable[domain.EntityRef]) -
     child_deletes: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
     child_rows: dict[str, list[tuple[Any, ...]]] = {}
     writes: Writes = []
-    for kind, key in sorted(set(touched)):
+    touched = set(touched)
+    for kind, key in sorted(touched):
         if kind == "menu":
             menu = state.menu
             if menu is None:
@@ -110,7 +111,8 @@ def plan_writes(state: domain.StoreState, touched: Iterable[domain.EntityRef]) -
     for table, rows in child_rows.items():
         parent_col, child_col = _child_columns(table)
         writes.append((f"INSERT INTO {table} ({parent_col}, {child_col}, doc) VALUES (?, ?, ?)", rows))  # noqa: S608
-    writes.append(("INSERT OR REPLACE INTO p_store (id, doc) VALUES ('store', ?)", [(_dumps(store_doc(state)),)]))
+    if ("store", "store") in touched:
+        writes.append(("INSERT OR REPLACE INTO p_store (id, doc) VALUES ('store', ?)", [(_dumps(store_doc(state)),)]))
     return writes
 
 
@@ -122,7 +124,7 @@ def store_doc(state: domain.StoreState) -> dict[str, Any]:
 
 def all_refs(state: domain.StoreState) -> set[domain.EntityRef]:
     """Every entity of `state` (replay writes them all into a scratch database)."""
-    refs: set[domain.EntityRef] = {("menu", "menu")}
+    refs: set[domain.EntityRef] = {("menu", "menu"), ("store", "store")}
     for spec in ENTITY_TABLES.values():
         refs |= {(spec.kind, key) for key in getattr(state, spec.field)}
     return refs

@@ -263,3 +263,99 @@ def test_group_commit_many_commands_in_few_transactions_and_replay_matches(tmp_p
     assert batches < 60, "queued commands share transactions"
     report = run(replay_and_diff(h.path))
     assert report["equal"], report
+
+
+def test_sync_returns_the_events_since_a_seq_or_a_snapshot_for_a_large_gap(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def go() -> tuple[Reply, Reply, int]:
+        await h.open()
+        mgr = await h.login("mgr")
+        since = h.engine.head.seq
+        await h.cmd("shift.open", {"opening_float": 100}, auth=mgr)
+        await h.cmd("drawer.pay_in", {"amount": 250, "reason": "coins"}, auth=mgr)
+        small = await h.cmd("sync", {"since_seq": since})
+        large = await h.cmd("sync", {"since_seq": 0}) if h.engine.head.seq > 500 else await h.cmd("sync", {})
+        head = h.engine.head.seq
+        await h.close()
+        return small, large, head
+
+    small, large, head = run(go())
+    assert small.ok
+    assert large.ok
+    events = small.result["events"]
+    assert [e["seq"] for e in events] == list(range(head - len(events) + 1, head + 1))
+    assert [e["type"] for e in events] == ["shift.opened", "shift.cash_moved"]
+    assert events[1]["data"]["amount"] == 250
+    assert small.result["seq"] == head
+    assert large.result["snapshot"]["shift"]["open"] is True
+
+
+def test_random_bytes_get_error_replies_and_never_write(tmp_path: Path) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    h = Harness(tmp_path)
+    loop_payloads: list[bytes] = []
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.one_of(st.binary(max_size=300), st.text(max_size=200).map(str.encode)))
+    def collect(payload: bytes) -> None:
+        loop_payloads.append(payload)
+
+    collect()
+
+    async def go() -> tuple[list[Reply], int]:
+        await h.open()
+        seq = h.engine.head.seq
+        replies = [await h.raw(p) for p in loop_payloads]
+        await h.close()
+        return replies, seq
+
+    replies, seq = run(go())
+    assert len(replies) >= 20
+    assert all(not r.ok for r in replies)
+    assert {r.error.code for r in replies if r.error} <= {"invalid_payload", "unknown_command", "too_large"}
+    assert ledger_count(h.path) == seq
+
+
+def test_a_stale_offline_status_does_not_hide_a_newer_birth(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def go() -> list[str]:
+        engine = await h.open()
+        seen = []
+        engine.note_device_status("tab-01", {"state": "online", "sess": 2})
+        seen.append(engine.presence["tab-01"]["state"])
+        engine.note_device_status("tab-01", {"state": "offline", "sess": 1})  # the old session's late LWT
+        seen.append(engine.presence["tab-01"]["state"])
+        engine.note_device_status("tab-01", {"state": "offline", "sess": 2})
+        seen.append(engine.presence["tab-01"]["state"])
+        engine.note_device_status("tab-01", {"state": "online", "sess": 3})
+        seen.append(engine.presence["tab-01"]["state"])
+        await h.close()
+        return seen
+
+    assert run(go()) == ["online", "online", "offline", "online"]
+
+
+def test_command_ids_are_remembered_for_the_retention_and_then_pruned(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def go() -> tuple[Reply, Reply, int, int]:
+        await h.open()
+        mgr = await h.login("mgr")
+        first = await h.cmd("shift.open", {"opening_float": 100}, auth=mgr, cmd_id="keep-me")
+        h.clock.advance(6 * 86400)
+        kept = await h.engine.prune()
+        again = await h.cmd("shift.open", {"opening_float": 100}, auth=mgr, cmd_id="keep-me")
+        h.clock.advance(2 * 86400)
+        pruned = await h.engine.prune()
+        await h.close()
+        return first, again, kept, pruned
+
+    first, again, kept, pruned = run(go())
+    assert first.ok
+    assert again.model_dump() == first.model_dump(), "within 7 days the same id gets the same reply"
+    assert kept == 0
+    assert pruned >= 1
