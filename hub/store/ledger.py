@@ -6,6 +6,7 @@ zeros. Entries are never updated or deleted (triggers in the schema refuse it).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -44,8 +45,8 @@ class LedgerEntry:
     prev_hash: str
     hash: str
 
-    def to_dict(self) -> dict[str, Any]:
-        """The entry as the relay ships it."""
+    def body(self) -> dict[str, Any]:
+        """The entry without its hash: what the hash is computed over."""
         return {
             "seq": self.seq,
             "epoch": self.epoch,
@@ -56,8 +57,11 @@ class LedgerEntry:
             "cmd": self.cmd,
             "data": self.data,
             "prev_hash": self.prev_hash,
-            "hash": self.hash,
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as the relay ships it."""
+        return self.body() | {"hash": self.hash}
 
     def row(self) -> tuple[Any, ...]:
         """The values for INSERT_SQL."""
@@ -75,30 +79,8 @@ class LedgerEntry:
         )
 
 
-def compute_hash(
-    *,
-    seq: int,
-    epoch: int,
-    at: str,
-    type_: str,
-    actor: str | None,
-    device: str | None,
-    cmd: str | None,
-    data: dict[str, Any],
-    prev_hash: str,
-) -> str:
-    """sha256 hex of the canonical JSON of the entry without its hash."""
-    body = {
-        "seq": seq,
-        "epoch": epoch,
-        "at": at,
-        "type": type_,
-        "actor": actor,
-        "device": device,
-        "cmd": cmd,
-        "data": data,
-        "prev_hash": prev_hash,
-    }
+def compute_hash(body: dict[str, Any]) -> str:
+    """sha256 hex of the canonical JSON of an entry without its hash."""
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
@@ -115,10 +97,8 @@ def make_entry(
     prev_hash: str,
 ) -> LedgerEntry:
     """A new entry chained onto `prev_hash`."""
-    digest = compute_hash(
-        seq=seq, epoch=epoch, at=at, type_=type_, actor=actor, device=device, cmd=cmd, data=data, prev_hash=prev_hash
-    )
-    return LedgerEntry(seq, epoch, at, type_, actor, device, cmd, data, prev_hash, digest)
+    unsigned = LedgerEntry(seq, epoch, at, type_, actor, device, cmd, data, prev_hash, "")
+    return dataclasses.replace(unsigned, hash=compute_hash(unsigned.body()))
 
 
 def entry_from_row(row: Iterable[Any]) -> LedgerEntry:
@@ -188,17 +168,7 @@ def check_entry(entry: LedgerEntry, expected_seq: int, prev_hash: str) -> str | 
         return f"expected seq {expected_seq}, found {entry.seq} (a gap)"
     if entry.prev_hash != prev_hash:
         return "prev_hash does not match the previous entry's hash"
-    recomputed = compute_hash(
-        seq=entry.seq,
-        epoch=entry.epoch,
-        at=entry.at,
-        type_=entry.type,
-        actor=entry.actor,
-        device=entry.device,
-        cmd=entry.cmd,
-        data=entry.data,
-        prev_hash=entry.prev_hash,
-    )
+    recomputed = compute_hash(entry.body())
     if recomputed != entry.hash:
         return "hash does not match the entry's content (altered)"
     return None

@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hub.app import bootstrap, store_settings
 from hub.config import load_config
 from hub.contract.envelopes import Reply
@@ -292,9 +295,6 @@ def test_sync_returns_the_events_since_a_seq_or_a_snapshot_for_a_large_gap(tmp_p
 
 
 def test_random_bytes_get_error_replies_and_never_write(tmp_path: Path) -> None:
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
     h = Harness(tmp_path)
     loop_payloads: list[bytes] = []
 

@@ -1,0 +1,42 @@
+"""The ledger's hash chain is exactly the contract's definition, so central can verify it independently."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+
+from hub.store.ledger import GENESIS_HASH, check_entry, make_entry
+
+
+def contract_hash(entry: dict[str, object]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def test_entries_hash_as_the_contract_says_and_chain_from_64_zeros() -> None:
+    first = make_entry(
+        seq=1, epoch=1, at="2026-11-22T12:00:00.123Z", type_="shift.opened", actor="emp-1", device="tab-1",
+        cmd="c-1", data={"opening_float": 20000, "note": "café"}, prev_hash=GENESIS_HASH,
+    )
+    second = make_entry(
+        seq=2, epoch=1, at="2026-11-22T12:00:01.000Z", type_="shift.cash_moved", actor="emp-1", device="tab-1",
+        cmd="c-2", data={"amount": 500}, prev_hash=first.hash,
+    )
+    assert GENESIS_HASH == "0" * 64
+    assert first.hash == contract_hash(first.to_dict())
+    assert second.hash == contract_hash(second.to_dict())
+    assert check_entry(first, 1, GENESIS_HASH) is None
+    assert check_entry(second, 2, first.hash) is None
+
+
+def test_a_changed_amount_a_gap_or_a_broken_link_is_named() -> None:
+    first = make_entry(
+        seq=1, epoch=1, at="2026-11-22T12:00:00.000Z", type_="shift.opened", actor=None, device=None, cmd=None,
+        data={"opening_float": 100}, prev_hash=GENESIS_HASH,
+    )
+    altered = dataclasses.replace(first, data={"opening_float": 1})
+    assert "altered" in (check_entry(altered, 1, GENESIS_HASH) or "")
+    assert "gap" in (check_entry(first, 2, GENESIS_HASH) or "")
+    assert "prev_hash" in (check_entry(first, 1, "f" * 64) or "")
