@@ -55,6 +55,8 @@ ADMIN_DEVICE: Final = "admin"
 """The local operator (CLI over the control socket, config bootstrap): acts with manager rights."""
 MAX_LATENCY_SAMPLES: Final = 20_000
 RESERVED_DEVICE_IDS: Final = frozenset({"hub", ADMIN_DEVICE})
+SETTLED_IN_MEMORY: Final = timedelta(days=2)
+"""How long closed and voided tickets stay in memory; older ones are read back from disk when referenced."""
 KDS_STREAM_SQL: Final = (
     "INSERT INTO kds_streams (station, last_seq) VALUES (?, ?) "
     "ON CONFLICT(station) DO UPDATE SET last_seq = excluded.last_seq"
@@ -156,7 +158,7 @@ class Engine:
     async def load(self) -> None:
         """Load state, head, epoch, secrets and KDS stream positions from the database."""
         conn = self.db.writer
-        self.state = await projections.load_state(conn)
+        self.state = await projections.load_state(conn, settled_before=self._settled_cutoff())
         self.head = await read_head(conn)
         self.epoch = int(await _meta(conn, "epoch", "1"))
         async with conn.execute("SELECT employee_id, pin_hash FROM staff_pins") as cursor:
@@ -166,6 +168,33 @@ class Engine:
         async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM outbox") as cursor:
             row = await cursor.fetchone()
         self._next_outbox_id = (int(row[0]) if row else 0) + 1
+
+    def _settled_cutoff(self) -> str:
+        return format_time(self.clock() - SETTLED_IN_MEMORY)
+
+    def _recall_ticket(self, body: BaseModel | None) -> None:
+        """Bring a settled ticket that was left on disk back into memory before a command about it."""
+        ticket_id = getattr(body, "ticket_id", None)
+        if not isinstance(ticket_id, str) or ticket_id in self.state.tickets:
+            return
+        row = self._lookup.execute("SELECT doc FROM p_tickets WHERE ticket_id = ?", (ticket_id,)).fetchone()
+        if row is not None:
+            self.state.tickets[ticket_id] = domain.model.Ticket.model_validate_json(row[0])
+
+    def evict_settled(self) -> int:
+        """Drop tickets settled long ago from memory (they stay in the database and come back on demand)."""
+        cutoff = self.clock() - SETTLED_IN_MEMORY
+        in_use = {tid for table in self.state.tables.values() for tid in table.ticket_ids}
+        stale = [
+            tid
+            for tid, ticket in self.state.tickets.items()
+            if ticket.status in ("closed", "voided")
+            and (ticket.closed_at or ticket.opened_at) < cutoff
+            and tid not in in_use
+        ]
+        for tid in stale:
+            del self.state.tickets[tid]
+        return len(stale)
 
     def start(self) -> None:
         """Start consuming commands."""
@@ -425,6 +454,7 @@ class Engine:
             token_hash=domain.token_hash(envelope.auth) if envelope is not None and envelope.auth else None,
             approve=_approver(envelope),
         )
+        self._recall_ticket(p.body)
         secret_rows = self._secret_rows(p, command)
         if isinstance(secret_rows, Reply):
             p.reply = secret_rows
@@ -620,6 +650,7 @@ class Engine:
         await self.flush_acked()
         if time.monotonic() - self._pruned_at > 3600:  # noqa: PLR2004 - hourly
             await self.prune()
+            self.evict_settled()
 
     async def flush_acked(self) -> None:
         """Delete outbox rows the broker acknowledged (normally folded into the next batch)."""

@@ -130,8 +130,19 @@ def all_refs(state: domain.StoreState) -> set[domain.EntityRef]:
     return refs
 
 
-async def load_state(conn: aiosqlite.Connection) -> domain.StoreState:
-    """Read the projections back into a StoreState (an empty one for a new database)."""
+SETTLED_TICKET_SQL: Final = (
+    "status IN ('closed', 'voided') "
+    "AND COALESCE(json_extract(doc, '$.closed_at'), json_extract(doc, '$.opened_at')) < ?"
+)
+"""Tickets settled before a cut-off: kept in the database, not in memory (loaded again when referenced)."""
+
+
+async def load_state(conn: aiosqlite.Connection, *, settled_before: str | None = None) -> domain.StoreState:
+    """Read the projections back into a StoreState (an empty one for a new database).
+
+    With `settled_before`, tickets closed or voided before that time stay on disk: a store's
+    memory then holds its open tickets and the recent ones, not every ticket it ever sold.
+    """
     async with conn.execute("SELECT doc FROM p_store WHERE id = 'store'") as cursor:
         row = await cursor.fetchone()
     data: dict[str, Any] = json.loads(row[0]) if row else domain.StoreState.empty().model_dump(mode="json")
@@ -139,7 +150,11 @@ async def load_state(conn: aiosqlite.Connection) -> domain.StoreState:
         data.pop(field, None)
     for spec in ENTITY_TABLES.values():
         sql = f"SELECT {spec.key}, doc FROM {spec.table}"  # noqa: S608 - constant names
-        async with conn.execute(sql) as cursor:
+        params: tuple[str, ...] = ()
+        if spec.kind == "ticket" and settled_before is not None:
+            sql += f" WHERE NOT ({SETTLED_TICKET_SQL})"
+            params = (settled_before,)
+        async with conn.execute(sql, params) as cursor:
             data[spec.field] = {r[0]: json.loads(r[1]) async for r in cursor}
     async with conn.execute("SELECT doc FROM p_menu WHERE id = 'menu'") as cursor:
         menu = await cursor.fetchone()

@@ -359,3 +359,53 @@ def test_command_ids_are_remembered_for_the_retention_and_then_pruned(tmp_path: 
     assert again.model_dump() == first.model_dump(), "within 7 days the same id gets the same reply"
     assert kept == 0
     assert pruned >= 1
+
+
+def test_tickets_settled_long_ago_leave_memory_but_not_the_books(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def sell() -> Reply:
+        await h.open()
+        mgr = await h.login("mgr")
+        await h.cmd("shift.open", {"opening_float": 0}, auth=mgr)
+        await h.cmd("ticket.open", {"ticket_id": "old-1", "channel": "takeout"}, auth=mgr)
+        items = [{"line_id": "l1", "menu_item_id": "biere", "qty": 2}]
+        await h.cmd("ticket.add_items", {"ticket_id": "old-1", "items": items}, auth=mgr)
+        paid = await h.cmd(
+            "ticket.pay", {"ticket_id": "old-1", "tenders": [{"kind": "cash", "amount": 1000, "tendered": 1000}]},
+            auth=mgr,
+        )
+        await h.close()
+        return paid
+
+    assert run(sell()).ok
+    h.clock.advance(3 * 86400)
+
+    async def later() -> tuple[bool, Reply, Reply, bool]:
+        await h.open()
+        in_memory = "old-1" in h.engine.state.tickets
+        mgr = await h.login("mgr")
+        again = await h.cmd("ticket.open", {"ticket_id": "old-1", "channel": "takeout"}, auth=mgr)
+        refund = await h.cmd(
+            "ticket.refund",
+            {"ticket_id": "old-1", "lines": [{"line_id": "l1", "qty": 1}], "tender": "cash", "reason": "flat"},
+            auth=mgr,
+        )
+        evicted = h.engine.evict_settled() == 1 and "old-1" not in h.engine.state.tickets
+        second = await h.cmd(
+            "ticket.refund",
+            {"ticket_id": "old-1", "lines": [{"line_id": "l1", "qty": 1}], "tender": "cash", "reason": "flat too"},
+            auth=mgr,
+        )
+        await h.close()
+        return in_memory, again, refund, evicted and second.ok
+
+    in_memory, again, refund, evicted_and_recalled = run(later())
+    assert not in_memory, "a ticket settled three days ago is not loaded at start-up"
+    assert again.error is not None
+    assert again.error.code == "conflict", "its id is still taken"
+    assert refund.ok, refund
+    assert refund.result["amount"] == 500
+    assert evicted_and_recalled, "the hourly eviction drops it again, and the next command brings it back"
+    report = run(replay_and_diff(h.path))
+    assert report["equal"], report
