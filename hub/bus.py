@@ -129,6 +129,12 @@ class AsyncMqttClient:
     ) -> asyncio.Future[None]:
         """Publish; the future completes on the broker's acknowledgement (or fails on a disconnect)."""
         future: asyncio.Future[None] = self._loop.create_future()
+        if not self.connected.is_set():
+            # paho would queue it and resend it after the reconnect, on top of the caller's own
+            # redelivery (the hub's outbox): refuse instead, so each message goes out once per connect.
+            future.set_exception(BusError(f"publish to {topic}: not connected"))
+            future.exception()
+            return future
         info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             future.set_exception(BusError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}"))
@@ -228,7 +234,10 @@ class AsyncMqttClient:
             client.subscribe(list(self.settings.subscriptions))
         self.connected.set()
         if self.on_connected is not None:
-            self.on_connected()
+            try:
+                self.on_connected()
+            except Exception:
+                log.exception("on_connected handler failed")
 
     def _paho_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: ReasonCode, properties: Any
@@ -241,7 +250,11 @@ class AsyncMqttClient:
 
     def _paho_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         del client, userdata
-        self.on_message(message.topic, bytes(message.payload))
+        try:
+            self.on_message(message.topic, bytes(message.payload))
+        except Exception:
+            # Never raise into paho: it would hand the same packet back forever and stall the intake.
+            log.exception("dropped a message on %s that its handler could not take", message.topic)
 
     def _paho_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason_code: ReasonCode, props: Any) -> None:
         del client, userdata, props

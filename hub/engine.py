@@ -117,6 +117,7 @@ class _Pending:
     remember: bool = False
     entries: list[LedgerEntry] = field(default_factory=list)
     reply_in_outbox: bool = False
+    copy_of_pending: bool = False
     secret_rows: list[tuple[str, str, str]] = field(default_factory=list)
 
 
@@ -151,6 +152,8 @@ class Engine:
         self._acked_outbox: list[int] = []
         self._next_outbox_id = 1
         self._last_retained: dict[str, bytes] = {}
+        self._batch_lock = asyncio.Lock()
+        """Held from decide to commit, so a reconnect's republish never reads uncommitted state."""
         self._pruned_at = 0.0
         self.stats = EngineStats()
 
@@ -158,6 +161,7 @@ class Engine:
     async def load(self) -> None:
         """Load state, head, epoch, secrets and KDS stream positions from the database."""
         conn = self.db.writer
+        self._last_retained.clear()  # what the broker holds is unknown now: republish on the next change
         self.state = await projections.load_state(conn, settled_before=self._settled_cutoff())
         self.head = await read_head(conn)
         self.epoch = int(await _meta(conn, "epoch", "1"))
@@ -231,10 +235,14 @@ class Engine:
 
     def note_device_status(self, device_id: str, status: dict[str, Any]) -> None:
         """Track presence from `device/{id}/status`: a birth always wins; a stale LWT is ignored."""
+        sess = status.get("sess")
+        state = status.get("state")
+        if not isinstance(sess, int) or isinstance(sess, bool) or state not in ("online", "offline"):
+            log.warning("ignoring a malformed status of device %s", device_id, extra={"device": device_id})
+            return
         current = self.presence.get(device_id)
-        sess = int(status.get("sess", 0))
-        stale = current is not None and current.get("state") == "online" and sess < int(current.get("sess", 0))
-        if status.get("state") == "offline" and stale:
+        stale = current is not None and current["state"] == "online" and sess < current["sess"]
+        if state == "offline" and stale:
             return
         self.presence[device_id] = {**status, "since": format_time(self.clock())}
 
@@ -245,11 +253,14 @@ class Engine:
 
     async def republish(self) -> None:
         """On every (re)connect: retained state, then everything still in the outbox."""
-        for message in self.retained_messages():
-            self._last_retained[message.topic] = message.payload
-            self._publish(message)
-        async with self.db.writer.execute("SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id") as cursor:
-            rows = await cursor.fetchall()
+        async with self._batch_lock:
+            for message in self.retained_messages():
+                self._last_retained[message.topic] = message.payload
+                self._publish(message)
+            async with self.db.writer.execute(
+                "SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id"
+            ) as cursor:
+                rows = await cursor.fetchall()
         for row in rows:
             self._publish(OutMessage(row[1], bytes(row[2]), int(row[3]), bool(row[4]), int(row[0])))
 
@@ -300,7 +311,8 @@ class Engine:
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
-                await self._process(batch)
+                async with self._batch_lock:
+                    await self._process(batch)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -331,6 +343,7 @@ class Engine:
             key = (p.sub.device_id, p.cmd_id or "")
             if p.cmd_id is not None and key in in_batch:
                 p.reply = _replay_reply(in_batch[key], p)
+                p.copy_of_pending = True  # its reply stands or falls with the first copy's commit
                 continue
             refused = self._device_refusal(p)
             if refused is not None:
@@ -359,10 +372,17 @@ class Engine:
         self.head = head
         if any(ref[0] == "device" for ref in touched) and self.on_devices_changed is not None:
             # The broker accepts (or refuses) the device before anyone hears that it was added or revoked.
-            await self.on_devices_changed()
+            try:
+                await self.on_devices_changed()
+            except Exception:  # the batch is committed: answer it, and say the broker lags behind
+                log.exception("the broker could not be updated with the device registry")
         self._deliver(pendings, outbox)
         for p in syncs:
-            p.reply = await self._sync(p)
+            try:
+                p.reply = await self._sync(p)
+            except Exception:
+                log.exception("sync failed")
+                p.reply = Reply.failure(p.cmd_id, ErrorCode.INTERNAL, "The hub could not read its ledger; retry")
             self._deliver([p], [])
         self.stats.note_batch(len(batch))
 
@@ -551,39 +571,45 @@ class Engine:
         at: str,
     ) -> None:
         """One transaction for the whole batch, run in one hop on the writer's thread."""
-        entries = [e for p in pendings for e in p.entries]
-        processed = [
-            (p.sub.device_id, p.cmd_id, p.type, p.body_hash, encode(p.reply), at)
-            for p in pendings
-            if p.remember and p.reply is not None and p.envelope is not None
-        ]
         acked, self._acked_outbox = self._acked_outbox, []
+        try:
+            await self.db.transaction(self._batch_writes(pendings, outbox, touched, at, acked))
+        except BaseException:
+            self._acked_outbox.extend(acked)  # still to be deleted by a later transaction
+            raise
+        for p in pendings:
+            for table, key, value in p.secret_rows:
+                if table == "staff_pins":
+                    self.pin_hashes[key] = value
+
+    def _batch_writes(
+        self,
+        pendings: Sequence[_Pending],
+        outbox: list[OutMessage],
+        touched: set[domain.EntityRef],
+        at: str,
+        acked: list[int],
+    ) -> Writes:
+        entries = [e for p in pendings for e in p.entries]
         writes: Writes = []
         if entries:
             writes.append((INSERT_SQL, [e.row() for e in entries]))
             writes.extend(projections.plan_writes(self.state, touched))
             writes.append((KDS_STREAM_SQL, list(self.kds_last.items())))
-            for p in pendings:
-                for table, key, value in p.secret_rows:
-                    writes.append((SECRET_SQL[table], [(key, value)]))
+            writes.extend((SECRET_SQL[table], [(key, value)]) for p in pendings for table, key, value in p.secret_rows)
             outbox.extend(self._changed_retained(touched))
+        processed = [
+            (p.sub.device_id, p.cmd_id, p.type, p.body_hash, encode(p.reply), at)
+            for p in pendings
+            if p.remember and p.reply is not None and p.envelope is not None
+        ]
         writes.append((PROCESSED_SQL, processed))
         writes.append(("DELETE FROM outbox WHERE id = ?", [(i,) for i in acked]))
         for message in outbox:
             message.outbox_id = self._next_outbox_id
             self._next_outbox_id += 1
         writes.append((OUTBOX_SQL, [(m.outbox_id, m.topic, m.payload, m.qos, int(m.retain)) for m in outbox]))
-        if not any(rows for _sql, rows in writes):
-            return
-        try:
-            await self.db.transaction(writes)
-        except BaseException:
-            self._acked_outbox.extend(acked)
-            raise
-        for p in pendings:
-            for table, key, value in p.secret_rows:
-                if table == "staff_pins":
-                    self.pin_hashes[key] = value
+        return writes
 
     async def _commit_failed(self, pendings: Sequence[_Pending], exc: Exception) -> None:
         """Roll back, reload the state, and answer every command that depended on the commit."""
@@ -598,7 +624,7 @@ class Engine:
             else "The hub could not save this command; nothing was changed. Retry it"
         )
         for p in pendings:
-            if p.reply is None or p.remember or p.entries:
+            if p.reply is None or p.remember or p.entries or p.copy_of_pending:
                 p.reply = Reply.failure(p.cmd_id, code, message)
                 p.remember = False
             p.reply_in_outbox = False
@@ -622,7 +648,10 @@ class Engine:
             self.stats.note_latency(time.perf_counter() - p.sub.received)
 
     async def _fail_batch(self, batch: Sequence[Submission], code: ErrorCode, message: str) -> None:
-        await self._rollback_and_reload()
+        try:
+            await self._rollback_and_reload()
+        except Exception:  # answer the batch anyway; the next batch tries again
+            log.exception("reloading the state after a failed batch failed")
         for sub in batch:
             reply = Reply.failure(None, code, message)
             if sub.future is not None and not sub.future.done():

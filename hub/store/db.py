@@ -112,7 +112,8 @@ class Database:
 
     async def transaction(self, writes: Writes) -> None:
         """Apply `writes` in one `BEGIN IMMEDIATE` … `COMMIT` (fsync'd); nothing of it on any error."""
-        await self.run(lambda conn: apply_in_transaction(conn, writes))
+        if any(rows for _sql, rows in writes):
+            await self.run(lambda conn: apply_in_transaction(conn, writes))
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[aiosqlite.Connection]:

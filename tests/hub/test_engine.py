@@ -409,3 +409,30 @@ def test_tickets_settled_long_ago_leave_memory_but_not_the_books(tmp_path: Path)
     assert evicted_and_recalled, "the hourly eviction drops it again, and the next command brings it back"
     report = run(replay_and_diff(h.path))
     assert report["equal"], report
+
+
+def test_a_copy_of_a_command_in_a_failed_batch_is_not_told_ok(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    employee, pin = STAFF["server"]
+    body = {"employee_id": employee, "pin": pin}
+
+    async def go() -> list[Reply]:
+        await h.open()
+        async with h.db.writer.execute("PRAGMA page_count") as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        await h.db.writer.execute(f"PRAGMA max_page_count = {row[0]}")
+        for _ in range(500):  # use up the last free pages
+            reply = await h.cmd("staff.login", body)
+            if reply.error is not None:
+                break
+        envelope = json.dumps({"v": 1, "id": "twice", "type": "staff.login", "body": body}).encode()
+        replies = await asyncio.gather(h.engine.execute("tab-01", envelope), h.engine.execute("tab-01", envelope))
+        await h.close()
+        return list(replies)
+
+    first, second = run(go())
+    assert first.error is not None
+    assert first.error.code == "storage_full"
+    assert second.error is not None, "the copy must not report a change that was never saved"
+    assert second.error.code == "storage_full"
