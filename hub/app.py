@@ -115,6 +115,23 @@ async def broker_users(engine: Engine, data_dir: Path) -> list[BrokerUser]:
     return users
 
 
+def broker_config(loaded: LoadedConfig) -> BrokerConfig:
+    """The broker settings of a store config; the generated files live in `<data_dir>/broker`."""
+    cfg = loaded.config.broker
+    return BrokerConfig(
+        host=cfg.host, port=cfg.port, websockets_port=cfg.websockets_port, conf_dir=loaded.data_dir / "broker"
+    )
+
+
+async def apply_registry(engine: Engine, loaded: LoadedConfig, broker: ManagedBroker | None = None) -> None:
+    """Bring the broker's password file and ACL in line with the device registry (reloading a managed broker)."""
+    users = await broker_users(engine, loaded.data_dir)
+    if broker is not None:
+        await broker.update_users(users)
+    else:
+        write_broker_files(broker_config(loaded), users)
+
+
 async def bootstrap(engine: Engine, loaded: LoadedConfig) -> None:
     """Bring the database in line with the config: staff (empty database only), tables, menu."""
     cfg = loaded.config
@@ -186,18 +203,11 @@ class Hub:
         async with open_engine(self.loaded, for_hub=True) as engine:
             self.engine = engine
             await bootstrap(engine, self.loaded)
-            broker_config = BrokerConfig(
-                host=cfg.broker.host,
-                port=cfg.broker.port,
-                websockets_port=cfg.broker.websockets_port,
-                conf_dir=self.data_dir / "broker",
-            )
-            users = await broker_users(engine, self.data_dir)
             if cfg.broker.managed:
-                self.broker = ManagedBroker(broker_config)
-                await self.broker.start(users)
+                self.broker = ManagedBroker(broker_config(self.loaded))
+                await self.broker.start(await broker_users(engine, self.data_dir))
             else:
-                write_broker_files(broker_config, users)
+                await apply_registry(engine, self.loaded)
             engine.on_devices_changed = self._devices_changed
             bus = PahoBus(
                 BusSettings(cfg.broker.host, cfg.broker.port, "hub", hub_password(self.data_dir)), engine.topics
@@ -248,20 +258,7 @@ class Hub:
 
     async def _devices_changed(self) -> None:
         assert self.engine is not None  # noqa: S101 - set in run()
-        users = await broker_users(self.engine, self.data_dir)
-        if self.broker is not None:
-            await self.broker.update_users(users)
-        else:
-            cfg = self.loaded.config
-            write_broker_files(
-                BrokerConfig(
-                    host=cfg.broker.host,
-                    port=cfg.broker.port,
-                    websockets_port=cfg.broker.websockets_port,
-                    conf_dir=self.data_dir / "broker",
-                ),
-                users,
-            )
+        await apply_registry(self.engine, self.loaded, self.broker)
 
     async def _tick_loop(self) -> None:
         assert self.engine is not None  # noqa: S101 - set in run()

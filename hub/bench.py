@@ -33,6 +33,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hub.bus import AsyncMqttClient, MqttSettings, set_nodelay
+from hub.contract.envelopes import encode_command
 from hub.contract.topics import Topics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -432,7 +433,7 @@ class _Load:
 
     def send(self, tablet: _Tablet, type_: str, body: dict[str, Any], auth: str) -> None:
         cmd_id = f"b-{next(self.ids)}"
-        payload = json.dumps({"v": 1, "id": cmd_id, "type": type_, "auth": auth, "body": body}).encode()
+        payload = encode_command(cmd_id, type_, body, auth=auth)
         self.sent[cmd_id] = time.perf_counter()
         tablet.client.publish(tablet.topic, payload, qos=1, properties=self.props)
 

@@ -103,6 +103,16 @@ def _load(args: argparse.Namespace) -> LoadedConfig:
     return load_config(args.config)
 
 
+def _database(loaded: LoadedConfig) -> Path:
+    """The hub database of a config, or a clear refusal when there is none yet."""
+    from hub.app import DB_NAME  # noqa: PLC0415
+
+    path = loaded.data_dir / DB_NAME
+    if not path.exists():
+        raise CliError(f"no hub database at {path} yet: start the hub or add a device first")
+    return path
+
+
 def _hub_run(args: argparse.Namespace) -> int:
     from hub.app import Hub, HubError  # noqa: PLC0415 - keep `storehub --help` fast
     from hub.logs import setup_logging  # noqa: PLC0415
@@ -145,7 +155,7 @@ def _hub_status(args: argparse.Namespace) -> int:
 # -- devices -----------------------------------------------------------------------------------
 def _admin(loaded: LoadedConfig, type_: str, body: dict[str, Any]) -> dict[str, Any]:
     """Run an admin command on the running hub, or directly on its database when none runs."""
-    from hub.app import HubError, control_request, open_engine  # noqa: PLC0415
+    from hub.app import HubError, apply_registry, control_request, open_engine  # noqa: PLC0415
 
     async def _go() -> dict[str, Any]:
         answer = await control_request(loaded.data_dir, type_, body)
@@ -155,17 +165,7 @@ def _admin(loaded: LoadedConfig, type_: str, body: dict[str, Any]) -> dict[str, 
             reply = await engine.admin(type_, body)
             result: dict[str, Any] = json.loads(reply.model_dump_json(exclude_none=True))
             if reply.ok and type_ in ("device.add", "device.revoke"):
-                from hub.app import broker_users  # noqa: PLC0415
-                from hub.broker import BrokerConfig, write_broker_files  # noqa: PLC0415
-
-                cfg = loaded.config
-                broker_config = BrokerConfig(
-                    host=cfg.broker.host,
-                    port=cfg.broker.port,
-                    websockets_port=cfg.broker.websockets_port,
-                    conf_dir=loaded.data_dir / "broker",
-                )
-                write_broker_files(broker_config, await broker_users(engine, loaded.data_dir))
+                await apply_registry(engine, loaded)
             return result
 
     try:
@@ -192,13 +192,9 @@ def _device_add(args: argparse.Namespace) -> int:
 
 
 def _device_list(args: argparse.Namespace) -> int:
-    from hub.app import DB_NAME  # noqa: PLC0415
     from hub.store.db import open_reader  # noqa: PLC0415
 
-    loaded = _load(args)
-    path = loaded.data_dir / DB_NAME
-    if not path.exists():
-        raise CliError(f"no hub database at {path} yet: start the hub or add a device first")
+    path = _database(_load(args))
 
     async def _go() -> list[dict[str, Any]]:
         async with open_reader(path) as conn, conn.execute("SELECT doc FROM p_devices ORDER BY device_id") as cursor:
@@ -218,14 +214,10 @@ def _device_revoke(args: argparse.Namespace) -> int:
 
 # -- ledger and replay -------------------------------------------------------------------------
 def _ledger_verify(args: argparse.Namespace) -> int:
-    from hub.app import DB_NAME  # noqa: PLC0415
     from hub.store.db import open_reader  # noqa: PLC0415
     from hub.store.ledger import verify_ledger  # noqa: PLC0415
 
-    loaded = _load(args)
-    path = loaded.data_dir / DB_NAME
-    if not path.exists():
-        raise CliError(f"no hub database at {path}")
+    path = _database(_load(args))
 
     async def _go() -> Any:
         async with open_reader(path) as conn:
@@ -247,13 +239,9 @@ def _ledger_verify(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from hub.app import DB_NAME  # noqa: PLC0415
     from hub.store.replay import replay_and_diff  # noqa: PLC0415
 
-    loaded = _load(args)
-    path = loaded.data_dir / DB_NAME
-    if not path.exists():
-        raise CliError(f"no hub database at {path}")
+    path = _database(_load(args))
     report = asyncio.run(replay_and_diff(path, keep=args.keep))
     print(json.dumps(report, indent=2))
     return 0 if report["equal"] else EXIT_FAILED

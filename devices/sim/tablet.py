@@ -22,6 +22,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from hub.bus import set_nodelay
+from hub.contract.envelopes import encode_command
 from hub.contract.topics import Topics
 
 COMMAND_EXPIRY_S = 30
@@ -173,8 +174,7 @@ class SimTablet:
     ) -> str:
         """Publish a command without waiting; returns its id."""
         cmd_id = cmd_id or self.new_id()
-        envelope = {"v": 1, "id": cmd_id, "type": type_, "auth": auth, "approve": approve, "body": body or {}}
-        self.publish_raw(json.dumps(envelope).encode())
+        self.publish_raw(encode_command(cmd_id, type_, body, auth=auth, approve=approve))
         return cmd_id
 
     def publish_raw(self, payload: bytes, topic: str | None = None) -> mqtt.MQTTMessageInfo:

@@ -299,6 +299,21 @@ def decode(payload: bytes, model: type[_M], *, max_bytes: int = MAX_PAYLOAD_BYTE
         raise _invalid(exc, "", None) from None
 
 
+def encode_command(
+    cmd_id: str,
+    type_: str,
+    body: dict[str, Any] | None = None,
+    *,
+    auth: str | None = None,
+    approve: dict[str, Any] | None = None,
+) -> bytes:
+    """A command envelope as a device sends it (simulators, benchmarks and tests build commands here)."""
+    return json.dumps(
+        {"v": 1, "id": cmd_id, "type": type_, "auth": auth, "approve": approve, "body": body or {}},
+        separators=(",", ":"),
+    ).encode()
+
+
 def encode(model: BaseModel) -> bytes:
     """Serialise a model as compact UTF-8 JSON, by alias, with the omissions the model itself declares."""
     return model.model_dump_json(by_alias=True).encode()

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from hub.app import bootstrap, store_settings
 from hub.config import load_config
-from hub.contract.envelopes import Reply
+from hub.contract.envelopes import Reply, encode_command
 from hub.engine import Engine
 from hub.store.db import Database
 from hub.store.ledger import verify_ledger
@@ -72,15 +72,7 @@ class Harness:
         cmd_id: str | None = None,
     ) -> Reply:
         self.ids += 1
-        envelope = {
-            "v": 1,
-            "id": cmd_id or f"c-{self.ids}",
-            "type": type_,
-            "auth": auth,
-            "approve": approve,
-            "body": body or {},
-        }
-        return await self.raw(json.dumps(envelope).encode())
+        return await self.raw(encode_command(cmd_id or f"c-{self.ids}", type_, body, auth=auth, approve=approve))
 
     async def login(self, who: str) -> str:
         employee, pin = STAFF[who]
