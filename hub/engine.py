@@ -79,6 +79,21 @@ class Publisher(Protocol):
         ...
 
 
+class CommitHook(Protocol):
+    """Rows to write in the same transaction as a batch's ledger entries, and news once committed.
+
+    The print queue is one: its jobs are written with the `print.queued` events that cause them.
+    """
+
+    def writes(self, entries: Sequence[LedgerEntry]) -> Writes:
+        """Statements for the batch's transaction (called while it is being assembled)."""
+        ...
+
+    def committed(self, entries: Sequence[LedgerEntry]) -> None:
+        """The batch is durable (called before its replies are published)."""
+        ...
+
+
 @dataclass(slots=True)
 class OutMessage:
     """A message for the broker; `outbox_id` is set once it is committed in the outbox."""
@@ -156,6 +171,7 @@ class Engine:
         """Held from decide to commit, so a reconnect's republish never reads uncommitted state."""
         self._pruned_at = 0.0
         self.stats = EngineStats()
+        self.hooks: list[CommitHook] = []
 
     # -- lifecycle --------------------------------------------------------------------------
     async def load(self) -> None:
@@ -369,7 +385,7 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - any failed commit is answered, never crashes the hub
             await self._commit_failed(pendings, exc)
             return
-        self.head = head
+        self._committed(pendings, head)
         if any(ref[0] == "device" for ref in touched) and self.on_devices_changed is not None:
             # The broker accepts (or refuses) the device before anyone hears that it was added or revoked.
             try:
@@ -516,6 +532,14 @@ class Engine:
             p.reply_in_outbox = True
         return head
 
+    def _committed(self, pendings: Sequence[_Pending], head: Head) -> None:
+        """The batch is durable: move the head, and tell the commit hooks (the print queue)."""
+        self.head = head
+        if self.hooks:
+            entries = [e for p in pendings for e in p.entries]
+            for hook in self.hooks:
+                hook.committed(entries)
+
     def _device_refusal(self, p: _Pending) -> Reply | None:
         if p.sub.payload is None:
             return None
@@ -595,6 +619,8 @@ class Engine:
         if entries:
             writes.append((INSERT_SQL, [e.row() for e in entries]))
             writes.extend(projections.plan_writes(self.state, touched))
+            for hook in self.hooks:
+                writes.extend(hook.writes(entries))
             writes.append((KDS_STREAM_SQL, list(self.kds_last.items())))
             writes.extend((SECRET_SQL[table], [(key, value)]) for p in pendings for table, key, value in p.secret_rows)
             outbox.extend(self._changed_retained(touched))
