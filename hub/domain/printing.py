@@ -297,7 +297,9 @@ def _chits(w: Work, fired: dict[str, Any]) -> None:
         _queue(w, config.expo, chit_doc(w.state, ticket, "expo", lines, fired), ticket=ticket, station="expo")
 
 
-def chit_doc(state: StoreState, ticket: Ticket, station: str, lines: list[Line], fired: dict[str, Any]) -> dict[str, Any]:
+def chit_doc(
+    state: StoreState, ticket: Ticket, station: str, lines: list[Line], fired: dict[str, Any]
+) -> dict[str, Any]:
     """A kitchen chit's document."""
     return {
         "kind": "chit",
