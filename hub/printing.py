@@ -259,7 +259,7 @@ class PrintService:
             worker = self.workers[printer_id]
             state = worker.describe()
             self._publish_state(printer_id, state)
-            key = (state["online"], state["paper"], state["cover_open"], state["reachable"])
+            key = (state["online"], state["paper"], state["cover_open"])
             if self._ledgered.get(printer_id) != key and state["reachable"] is not None:
                 self._ledgered[printer_id] = key
                 body = {

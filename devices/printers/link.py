@@ -73,7 +73,9 @@ class PrinterLink:
             await self.transport.write(status_request(n))
             byte = await self._reply()
             status = apply_eot(status, n, byte)
-        self._note(status)
+        self.last = status
+        if self.on_status is not None:
+            self.on_status(status)  # always: the caller compares with what it knew before this link
         return status
 
     async def enable_asb(self) -> None:

@@ -333,11 +333,11 @@ class PrinterWorker:
         if self.fault_since is None:
             self.fault_since = time.monotonic()
             changed = True
+            log.warning("printer %s: %s", self.printer_id, error, extra={"printer": self.printer_id})
         self.last_error = error
         if unreachable:
             self.reachable = False
         if changed:
-            log.warning("printer %s: %s", self.printer_id, error, extra={"printer": self.printer_id})
             self.sink.status_changed(self)
 
     def _healthy(self) -> None:

@@ -97,11 +97,13 @@ class VirtualPrinter:
 
     async def stop(self) -> None:
         """Stop everything (the paper stays readable)."""
+        self._powered = False
         if self._zeroconf is not None:
             await self._zeroconf.async_unregister_all_services()
             await self._zeroconf.async_close()
             self._zeroconf = None
         await self._unlisten()
+        await asyncio.sleep(0.05)  # connections accepted but not yet handled see the power is off
         self._drop_connections()
         for task in [self._printer_task, *self._handlers]:
             if task is not None:

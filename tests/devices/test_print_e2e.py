@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
@@ -128,3 +129,189 @@ def test_fire_prints_a_chit_per_station_and_payment_prints_a_receipt_and_kicks_t
     finally:
         tab.close()
         hub.stop()
+
+
+def paper_ok(farm: PrintFarm, jobs: dict[str, dict[str, Any]]) -> dict[str, list[tuple[str, list[str]]]]:
+    """Every queued job came out; returns where and with which banners."""
+    where: dict[str, list[tuple[str, list[str]]]] = {}
+    for printer, job_id, banners in farm.jobs():
+        where.setdefault(job_id, []).append((printer, banners))
+    missing = sorted(set(jobs) - set(where))
+    assert not missing, f"jobs never printed: {missing}"
+    return where
+
+
+def test_printer_off_during_a_burst_holds_or_fails_over_and_nothing_is_lost_or_doubled(tmp_path, farm):
+    for name in ("grill-1", "grill-2", "bar-1"):
+        farm.add(name)
+    hub = start_hub(
+        tmp_path,
+        farm,
+        [
+            {"id": "grill-1", "stations": ["grill"], "backup": "grill-2"},
+            {"id": "grill-2"},
+            {"id": "bar-1", "stations": ["bar"]},
+        ],
+        failover=1.0,
+    )
+    tab = hub.tablet("tab-02")
+    try:
+        _mgr, server, _cashier = open_shift(tab)
+        for i in range(50):
+            if i == 10:
+                farm.run(farm.printers["grill-1"].power_off())
+                farm.run(farm.printers["bar-1"].power_off())
+            fire(tab, server, f"tk-b{i}", [("escargots", 1), ("biere", 1)])
+        jobs = queued(hub)
+        assert len(jobs) == 100
+        farm.wait(lambda: len(ledger(hub, "print.rerouted")) > 0, 30, "grill-1's held chits to fail over")
+        farm.run(farm.printers["bar-1"].power_on())  # bar-1 has no backup: its chits waited for it
+        farm.wait(lambda: len(printed(hub)) == 100, 60, "every chit confirmed printed")
+        farm.run(farm.printers["grill-1"].power_on())
+        where = paper_ok(farm, jobs)
+        rerouted = {d["job_id"]: d for d in ledger(hub, "print.rerouted")}
+        for job_id, job in jobs.items():
+            copies = where[job_id]
+            plain = [c for c in copies if "REPRINT" not in c[1]]
+            assert len(plain) <= 1, f"{job_id} printed twice: {copies}"
+            if job_id in rerouted:
+                assert rerouted[job_id]["from"] == "grill-1"
+                assert [c[0] for c in copies][-1] == "grill-2"
+                assert "ROUTED FROM grill-1" in copies[-1][1]
+            else:
+                assert {c[0] for c in copies} == {job["printer"]}
+            assert len(printed(hub)[job_id]) == 1, "one print.printed per job"
+        bar = [j for j, d in jobs.items() if d["printer"] == "bar-1"]
+        assert all(where[j][0][0] == "bar-1" for j in bar), "no backup: bar chits held until bar-1 came back"
+        assert all(d["to"] == "grill-2" for d in rerouted.values())
+        statuses = ledger(hub, "printer.status")
+        assert any(s["printer"] == "bar-1" and not s["online"] for s in statuses)
+    finally:
+        tab.close()
+        hub.stop()
+
+
+def test_power_lost_mid_job_reprints_that_job_with_a_banner_and_nothing_else_twice(tmp_path, farm):
+    grill = farm.add("grill-1")
+    hub = start_hub(tmp_path, farm, [{"id": "grill-1", "stations": ["grill"]}])
+    tab = hub.tablet("tab-03")
+    try:
+        _mgr, server, _cashier = open_shift(tab)
+        fire(tab, server, "tk-c0", [("escargots", 1)])
+        fire(tab, server, "tk-c1", [("escargots", 1)])
+        farm.wait(lambda: len(printed(hub)) == 2, 30, "the first two chits")
+        farm.call(grill.power_loss_after, 80)
+        fire(tab, server, "tk-c2", [("escargots", 3)])
+        cut = next(j for j, d in queued(hub).items() if d["ticket_id"] == "tk-c2")
+        fire(tab, server, "tk-c3", [("escargots", 1)])
+        farm.wait(lambda: not farm.call(lambda: grill.status.online), 30, "the power cut")
+        farm.run(grill.power_on())
+        farm.wait(lambda: len(printed(hub)) == 4, 30, "every chit after the power came back")
+        jobs = queued(hub)
+        where = paper_ok(farm, jobs)
+        for job_id in jobs:
+            assert len(where[job_id]) == 1, f"{job_id}: {where[job_id]}"
+        assert where[cut][0][1] == ["REPRINT"]
+        assert printed(hub)[cut][0]["reprint"] is True
+        assert all(not printed(hub)[j][0]["reprint"] for j in jobs if j != cut)
+        assert farm.call(grill.text).count("GRILL") == 5, "the cut-off start of the job is on paper too"
+    finally:
+        tab.close()
+        hub.stop()
+
+
+def test_paper_end_cover_open_and_single_session_each_hold_only_their_own_printer(tmp_path, farm):
+    grill = farm.add("grill-1")
+    bar = farm.add("bar-1")
+    pastry = farm.add("pastry-1", single_session=True)
+    farm.add("cold-1")
+    hub = start_hub(
+        tmp_path,
+        farm,
+        [
+            {"id": "grill-1", "stations": ["grill"]},
+            {"id": "bar-1", "stations": ["bar"]},
+            {"id": "pastry-1", "stations": ["pastry"]},
+            {"id": "cold-1", "stations": ["cold"]},
+        ],
+        failover=60,
+    )
+    tab = hub.tablet("tab-04")
+    other_pos = None
+    try:
+        _mgr, server, _cashier = open_shift(tab)
+        farm.call(grill.paper_end_after, 6)
+        farm.call(bar.open_cover)
+        other_pos = farm.run(_hold_connection(pastry))
+        fire(tab, server, "tk-d0", [("escargots", 4), ("biere", 1), ("tarte-tatin", 1), ("oeufs-mayo", 1)])
+        jobs = queued(hub)
+        by_printer = {d["printer"]: j for j, d in jobs.items()}
+        farm.wait(lambda: by_printer["cold-1"] in printed(hub), 30, "the healthy printer to print at once")
+        farm.wait(lambda: _state(hub, "grill-1").get("paper") == "end", 30, "paper end reported")
+        farm.wait(lambda: _state(hub, "bar-1").get("cover_open") is True, 30, "cover open reported")
+        assert set(printed(hub)) == {by_printer["cold-1"]}, "held printers confirm nothing"
+        assert _state(hub, "bar-1")["queue_depth"] == 1
+        assert farm.count(by_printer["grill-1"]) == 0
+        farm.call(grill.load_paper)
+        farm.call(bar.close_cover)
+        farm.run(_release(other_pos))
+        other_pos = None
+        farm.wait(lambda: len(printed(hub)) == 4, 30, "all four after the faults cleared")
+        where = paper_ok(farm, jobs)
+        for job_id, job in jobs.items():
+            assert where[job_id] == [(job["printer"], [])], f"{job_id} printed once, no banner"
+        def covers() -> list[dict[str, Any]]:
+            return [s for s in ledger(hub, "printer.status") if s["printer"] == "bar-1"]
+
+        assert any(s["cover_open"] for s in covers())
+        farm.wait(lambda: not covers()[-1]["cover_open"], 30, "the closed cover ledgered")
+        assert farm.call(pastry.text).count("JOB ") == 1
+    finally:
+        if other_pos is not None:
+            farm.run(_release(other_pos))
+        tab.close()
+        hub.stop()
+
+
+def test_hub_killed_with_jobs_queued_prints_each_exactly_once_after_restart(tmp_path, farm):
+    grill = farm.add("grill-1")
+    hub = start_hub(tmp_path, farm, [{"id": "grill-1", "stations": ["grill"]}])
+    creds = hub.add_device("tab-05")
+    tab = hub.tablet("tab-05", creds=creds)
+    try:
+        _mgr, server, _cashier = open_shift(tab)
+        farm.run(grill.power_off())
+        for i in range(10):
+            fire(tab, server, f"tk-e{i}", [("escargots", 1)])
+    finally:
+        tab.close()
+    hub.kill9()
+    assert len(queued(hub)) == 10
+    assert not printed(hub)
+    farm.run(grill.power_on())
+    hub.start()
+    try:
+        farm.wait(lambda: len(printed(hub)) == 10, 60, "the queued chits printed after the restart")
+        jobs = queued(hub)
+        where = paper_ok(farm, jobs)
+        for job_id in jobs:
+            assert where[job_id] == [("grill-1", [])]
+    finally:
+        hub.stop()
+
+
+def _state(hub: HubProcess, printer: str) -> dict[str, Any]:
+    listing = json.loads(storehub("printers", "list", "--config", str(hub.config)).stdout)
+    return next(p for p in listing["printers"] if p["printer"] == printer)
+
+
+async def _hold_connection(printer: Any) -> Any:
+    reader, writer = await asyncio.open_connection(printer.host, printer.port)
+    await asyncio.sleep(0.1)
+    return reader, writer
+
+
+async def _release(conn: Any) -> None:
+    _reader, writer = conn
+    writer.close()
+    await writer.wait_closed()
