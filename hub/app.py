@@ -54,7 +54,7 @@ async def start_printing(engine: Engine, loaded: LoadedConfig) -> PrintService:
     edited at runtime (`storehub printers route`, ledgered) survives restarts otherwise.
     """
     cfg = loaded.config
-    printing = PrintService(engine, cfg.printers, cfg.printing)
+    printing = PrintService(engine, cfg.printers, cfg.printing, cfg.drawers)
     engine.hooks.append(printing)
     if {p.id for p in cfg.printers} != set(engine.state.printing.printers):
         await _expect_ok(engine.admin("printers.configure", routing_body(cfg.printers)))

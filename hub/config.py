@@ -126,6 +126,33 @@ class PrinterEntry(BaseModel):
     """Pins a cash drawer hangs on (empty: no drawer on this printer)."""
 
 
+class DrawerEntry(BaseModel):
+    """`[[drawers]]`: a cash drawer on its own serial line, or an MQTT drawer controller device.
+
+    A drawer hanging on a receipt printer is configured on the printer (`drawer_pins`) instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: DeviceId
+    kind: Literal["serial", "mqtt"]
+    path: str | None = None
+    """The serial device of a serial drawer (`/dev/ttyUSB0`)."""
+    baud: Annotated[int, Field(ge=1200, le=115200)] = 9600
+    device: DeviceId | None = None
+    """The controller's device id for an MQTT drawer."""
+    receipt_devices: list[DeviceId] = Field(default_factory=list)
+    """Registers / tablets whose cash sales and no-sale opens pop this drawer (empty: every device)."""
+
+    @model_validator(mode="after")
+    def _where(self) -> DrawerEntry:
+        if self.kind == "serial" and not self.path:
+            raise ValueError("a serial drawer needs `path`")
+        if self.kind == "mqtt" and not self.device:
+            raise ValueError("an MQTT drawer needs `device` (the controller's device id)")
+        return self
+
+
 class PrintingSection(BaseModel):
     """`[printing]`: queue timings (tests shrink them) and discovery."""
 
@@ -169,6 +196,7 @@ class StoreConfig(BaseSettings):
     staff: list[StaffEntry] = Field(default_factory=list)
     tables: list[TableEntry] = Field(default_factory=list)
     printers: list[PrinterEntry] = Field(default_factory=list)
+    drawers: list[DrawerEntry] = Field(default_factory=list)
     printing: PrintingSection = Field(default_factory=PrintingSection)
 
     @model_validator(mode="after")

@@ -21,6 +21,11 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qs, urlsplit
 
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from devices.drawers.mqtt import KICK_TTL, kick_job, kick_payload
+from devices.drawers.serial import SerialDrawer
 from devices.escpos.paper import Paper
 from devices.printers.link import Confirmation, LinkTimings
 from devices.printers.render import Capabilities, render
@@ -33,7 +38,7 @@ from hub.store.ledger import canonical_json
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from hub.config import PrinterEntry, PrintingSection
+    from hub.config import DrawerEntry, PrinterEntry, PrintingSection
     from hub.engine import Engine
     from hub.store.db import Writes
     from hub.store.ledger import LedgerEntry
@@ -120,8 +125,15 @@ def routing_body(printers: Sequence[PrinterEntry]) -> dict[str, Any]:
 class PrintService:
     """Owns the workers, keeps the queue table in step with the ledger, and reports status."""
 
-    def __init__(self, engine: Engine, printers: Sequence[PrinterEntry], cfg: PrintingSection) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        printers: Sequence[PrinterEntry],
+        cfg: PrintingSection,
+        drawers: Sequence[DrawerEntry] = (),
+    ) -> None:
         self.engine = engine
+        self.drawers = list(drawers)
         self.cfg = cfg
         self.entries = {p.id: p for p in printers}
         timings = worker_timings(cfg)
@@ -286,16 +298,28 @@ class PrintService:
 
     # -- drawers ------------------------------------------------------------------------------
     async def _kick(self, device: str | None, reason: str, employee: str | None, ticket_id: str | None) -> None:
-        """Pop the drawer of the device's receipt printer at once; ledger what happened."""
-        config = self.engine.state.printing
-        printer = (config.receipts_by_device.get(device or "") if device else None) or config.receipts
-        spec = config.printers.get(printer) if printer else None
-        worker = self.workers.get(printer) if printer else None
-        if spec is None or worker is None or not spec.drawer_pins:
-            return  # no drawer on a printer here: a drawer controller or nothing
-        ok, detail = await worker.kick(tuple(spec.drawer_pins))
+        """Pop the device's drawer at once (own drawer, else its receipt printer's); ledger what happened."""
+        deadline = time.monotonic() + self.cfg.kick_expiry_s
+        drawer = next((d for d in self.drawers if device in d.receipt_devices), None) or next(
+            (d for d in self.drawers if not d.receipt_devices), None
+        )
+        if drawer is not None:
+            name = drawer.id
+            if drawer.kind == "serial":
+                ok, detail = await SerialDrawer(drawer.path or "", drawer.baud).kick(deadline)
+            else:
+                ok, detail = self._kick_controller(drawer.device or "", reason, employee, ticket_id)
+        else:
+            config = self.engine.state.printing
+            printer = (config.receipts_by_device.get(device or "") if device else None) or config.receipts
+            spec = config.printers.get(printer) if printer else None
+            worker = self.workers.get(printer) if printer else None
+            if printer is None or spec is None or worker is None or not spec.drawer_pins:
+                return  # no drawer anywhere for this device
+            name = printer
+            ok, detail = await worker.kick(tuple(spec.drawer_pins))
         record = {
-            "drawer": printer,
+            "drawer": name,
             "reason": reason[:200] or "sale",
             "employee_id": employee,
             "ticket_id": ticket_id,
@@ -304,6 +328,24 @@ class PrintService:
         }
         self.kicks.append(record)
         await self._admin("drawer.kicked", record)
+
+    def _kick_controller(
+        self, device: str, reason: str, employee: str | None, ticket_id: str | None
+    ) -> tuple[bool, str]:
+        """Send `drawer.kick` to an MQTT drawer controller, expiring in 10 s."""
+        publisher = self.engine.publisher
+        if publisher is None:
+            return False, "the hub is not connected to its broker"
+        job = kick_job({"reason": reason, "employee_id": employee, "ticket_id": ticket_id})
+        topic = self.engine.topics.device_do(device)
+        client = getattr(publisher, "mqtt", None)  # PahoBus: set MQTT 5 Message Expiry on the job too
+        if client is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.MessageExpiryInterval = int(KICK_TTL.total_seconds())
+            client.publish(topic, kick_payload(job), qos=1, properties=props)
+        else:
+            publisher.publish(topic, kick_payload(job), qos=1, retain=False)
+        return True, f"sent to {device} as {job.id}, expires {job.expires_at}"
 
     # -- queries ------------------------------------------------------------------------------
     def describe(self) -> list[dict[str, Any]]:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from devices.drawers.mqtt import kick_job
+from devices.sim.drawer import SimDrawerController, VirtualSerialDrawer
 from tests.devices.printfarm import PrintFarm, add_printers
 from tests.hubproc import STAFF, HubProcess, storehub, write_config
 
@@ -315,3 +318,63 @@ async def _release(conn: Any) -> None:
     _reader, writer = conn
     writer.close()
     await writer.wait_closed()
+
+
+def test_drawers_pop_at_once_for_cash_and_no_sale_and_every_open_is_ledgered(tmp_path, farm):
+    serial_drawer = VirtualSerialDrawer()
+    farm.call(serial_drawer.start)
+    try:
+        config = write_config(tmp_path / "store")
+        add_printers(config, farm, [])
+        with config.open("a", encoding="utf-8") as handle:
+            handle.write(
+                f'\n[[drawers]]\nid = "till-1"\nkind = "serial"\npath = "{serial_drawer.path}"\n'
+                'receipt_devices = ["tab-07"]\n'
+                '\n[[drawers]]\nid = "till-2"\nkind = "mqtt"\ndevice = "drawer-2"\nreceipt_devices = ["tab-06"]\n'
+            )
+        hub = HubProcess(config).start()
+        controller = SimDrawerController(hub.store_id, hub.add_device("drawer-2", kind="drawer"), port=hub.port)
+        controller.connect()
+        tab6 = hub.tablet("tab-06")
+        tab7 = hub.tablet("tab-07")
+        try:
+            mgr, server, cashier = open_shift(tab6)
+            fire(tab6, server, "tk-f1", [("biere", 1)])
+            cash = {"kind": "cash", "amount": 500, "tendered": 500}
+            ok(tab6.call("ticket.pay", {"ticket_id": "tk-f1", "tenders": [cash]}, auth=cashier))
+            farm.wait(lambda: len(controller.opened) == 1, 30, "the MQTT drawer to get its kick")
+            job = controller.opened[0]
+            assert job.body["reason"] == "sale"
+            assert job.body["employee_id"] == STAFF["cashier"][0]
+
+            server7 = tab7.login(*STAFF["server"])
+            cashier7 = tab7.login(*STAFF["cashier"])
+            fire(tab7, server7, "tk-f2", [("biere", 1)])
+            ext = {"kind": "external", "amount": 500}
+            ok(tab7.call("ticket.pay", {"ticket_id": "tk-f2", "tenders": [ext]}, auth=cashier7))
+            mgr7 = tab7.login(*STAFF["mgr"])
+            ok(tab7.call("drawer.open", {"reason": "change for the float"}, auth=mgr7))
+            farm.wait(lambda: len(ledger(hub, "drawer.kicked")) == 2, 30, "both opens ledgered")
+            assert len(farm.call(lambda: serial_drawer.opens)) == 1, "a card/external payment opens nothing"
+            kicks = ledger(hub, "drawer.kicked")
+            assert {(k["drawer"], k["reason"], k["employee_id"], k["ok"]) for k in kicks} == {
+                ("till-2", "sale", STAFF["cashier"][0], True),
+                ("till-1", "change for the float", STAFF["mgr"][0], True),
+            }
+            del mgr
+        finally:
+            tab6.close()
+            tab7.close()
+            controller.close()
+            hub.stop()
+    finally:
+        farm.call(serial_drawer.stop)
+
+
+def test_a_drawer_controller_refuses_an_expired_kick():
+    late = kick_job({"reason": "sale"}, now=datetime.now(UTC) - timedelta(seconds=11))
+    assert late.expired(datetime.now(UTC))
+    fresh = kick_job({"reason": "sale"})
+    assert not fresh.expired(datetime.now(UTC))
+    assert not fresh.expired(datetime.now(UTC) + timedelta(seconds=9))
+    assert fresh.expired(datetime.now(UTC) + timedelta(seconds=10))
