@@ -171,6 +171,7 @@ class PrintingSection(BaseModel):
     discovery_interfaces: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
     """Interfaces zeroconf browses on; a store lists its LAN address (tests and demo: loopback only)."""
     discovery_misses: Annotated[int, Field(ge=1, le=100)] = 3
+    discovery_recheck_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
 
 
 class MenuFile(BaseModel):

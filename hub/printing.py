@@ -27,6 +27,7 @@ from paho.mqtt.properties import Properties
 from devices.drawers.mqtt import KICK_TTL, kick_job, kick_payload
 from devices.drawers.serial import SerialDrawer
 from devices.escpos.paper import Paper
+from devices.printers.discovery import PrinterBrowser
 from devices.printers.link import Confirmation, LinkTimings
 from devices.printers.render import Capabilities, render
 from devices.printers.transport import SerialTransport, TcpTransport, Transport
@@ -157,6 +158,7 @@ class PrintService:
         self._flush_handle: asyncio.TimerHandle | None = None
         self.started = False
         self.kicks: list[dict[str, Any]] = []
+        self.browser: PrinterBrowser | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -175,9 +177,20 @@ class PrintService:
         for worker in self.workers.values():
             worker.start()
         self.started = True
+        if self.cfg.discovery:
+            self.browser = PrinterBrowser(
+                self.cfg.discovery_interfaces,
+                misses=self.cfg.discovery_misses,
+                recheck_s=self.cfg.discovery_recheck_s,
+                on_change=self._discovery_changed,
+            )
+            await self.browser.start()
 
     async def stop(self) -> None:
-        """Stop the workers (unfinished jobs stay in the database)."""
+        """Stop discovery and the workers (unfinished jobs stay in the database)."""
+        if self.browser is not None:
+            await self.browser.stop()
+            self.browser = None
         for worker in self.workers.values():
             await worker.stop()
         for task in list(self._tasks):
@@ -347,6 +360,26 @@ class PrintService:
             publisher.publish(topic, kick_payload(job), qos=1, retain=False)
         return True, f"sent to {device} as {job.id}, expires {job.expires_at}"
 
+    # -- discovery ----------------------------------------------------------------------------
+    def discovered(self) -> list[dict[str, Any]]:
+        """Printers on the network, each with the configured printer it is (or None: not assigned)."""
+        if self.browser is None:
+            return []
+        by_address = {p.address: p.id for p in self.entries.values()}
+        out = []
+        for found in sorted(self.browser.found.values(), key=lambda f: f.name):
+            item = found.as_dict()
+            address = item["address"] or ""
+            item["assigned"] = by_address.get(address) or by_address.get(address.removesuffix(":9100"))
+            out.append(item)
+        return out
+
+    def _discovery_changed(self, browser: PrinterBrowser) -> None:
+        del browser
+        fresh = [d for d in self.discovered() if d["assigned"] is None]
+        if fresh:
+            log.info("printers discovered, not assigned: %s", ", ".join(f"{d['name']} ({d['host']})" for d in fresh))
+
     # -- queries ------------------------------------------------------------------------------
     def describe(self) -> list[dict[str, Any]]:
         """Every printer's state (for `storehub printers list`)."""
@@ -369,7 +402,8 @@ class PrintService:
     async def control(self, type_: str, body: dict[str, Any], seq: int) -> Reply:
         """The CLI's read-only printing requests over the control socket."""
         if type_ == "printers.list":
-            return Reply.success(None, seq, {"printers": self.describe(), "kicks": self.kicks[-20:]})
+            listing = {"printers": self.describe(), "discovered": self.discovered(), "kicks": self.kicks[-20:]}
+            return Reply.success(None, seq, listing)
         job_id = body.get("job_id")
         if not isinstance(job_id, str):
             return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, "print.preview needs a job_id")

@@ -81,13 +81,16 @@ poll_interval_s = 0.05
 backoff_initial_s = 0.05
 backoff_max_s = 0.3
 probe_interval_s = 1
-discovery = false
+discovery = {discovery}
+discovery_recheck_s = 1
 """
 
 
-def add_printers(config: Path, farm: PrintFarm, entries: list[dict[str, Any]], failover: float = 1.0) -> None:
+def add_printers(
+    config: Path, farm: PrintFarm, entries: list[dict[str, Any]], failover: float = 1.0, *, discovery: bool = False
+) -> None:
     """Append `[printing]` (fast timers) and `[[printers]]` pointing at the farm's printers."""
-    text = PRINTING_FAST.format(failover=failover)
+    text = PRINTING_FAST.format(failover=failover, discovery="true" if discovery else "false")
     for entry in entries:
         printer = farm.printers[entry["id"]]
         text += "\n[[printers]]\n"

@@ -38,9 +38,11 @@ def farm() -> Iterator[PrintFarm]:
         farm.close()
 
 
-def start_hub(tmp_path: Path, farm: PrintFarm, entries: list[dict[str, Any]], failover: float = 1.0) -> HubProcess:
+def start_hub(
+    tmp_path: Path, farm: PrintFarm, entries: list[dict[str, Any]], failover: float = 1.0, *, discovery: bool = False
+) -> HubProcess:
     config = write_config(tmp_path / "store")
-    add_printers(config, farm, entries, failover)
+    add_printers(config, farm, entries, failover, discovery=discovery)
     return HubProcess(config).start()
 
 
@@ -81,7 +83,8 @@ def printed(hub: HubProcess) -> dict[str, list[dict[str, Any]]]:
 
 def test_fire_prints_a_chit_per_station_and_payment_prints_a_receipt_and_kicks_the_drawer(tmp_path, farm):
     for name in ("grill-1", "bar-1", "front-1"):
-        farm.add(name)
+        farm.add(name, advertise=name == "grill-1")
+    farm.add("spare-1", advertise=True)
     hub = start_hub(
         tmp_path,
         farm,
@@ -90,6 +93,7 @@ def test_fire_prints_a_chit_per_station_and_payment_prints_a_receipt_and_kicks_t
             {"id": "bar-1", "stations": ["bar"], "paper_mm": 58},
             {"id": "front-1", "receipts": True, "drawer_pins": [2, 5]},
         ],
+        discovery=True,
     )
     tab = hub.tablet("tab-01")
     try:
@@ -129,6 +133,9 @@ def test_fire_prints_a_chit_per_station_and_payment_prints_a_receipt_and_kicks_t
         by_id = {p["printer"]: p for p in listing["printers"]}
         assert by_id["grill-1"]["online"]
         assert by_id["grill-1"]["queue_depth"] == 0
+        found = {d["name"]: d for d in listing["discovered"]}
+        assert found["grill-1"]["assigned"] == "grill-1"
+        assert found["spare-1"]["assigned"] is None, "discovered, not assigned"
     finally:
         tab.close()
         hub.stop()
