@@ -108,8 +108,11 @@ class PrinterEntry(BaseModel):
 
     id: DeviceId
     name: Annotated[str, Field(min_length=1, max_length=80)] = ""
-    address: Annotated[str, Field(pattern=r"^(tcp://[A-Za-z0-9.:_-]+(:\d{1,5})?|serial:/[^?]+(\?baud=\d+)?)$")]
-    """`tcp://192.168.1.50:9100` (port 9100 when omitted) or `serial:/dev/ttyUSB0?baud=9600`."""
+    address: Annotated[
+        str, Field(pattern=r"^(tcp://[A-Za-z0-9.:_-]+(:\d{1,5})?|serial:/[^?]+(\?baud=\d+)?|virtual://[a-z0-9-]+)$")
+    ]
+    """`tcp://192.168.1.50:9100` (port 9100 when omitted), `serial:/dev/ttyUSB0?baud=9600`, or
+    `virtual://name`: a virtual printer the hub runs itself on 127.0.0.1 (demo only)."""
     paper_mm: Literal[58, 80] = 80
     profile: str = "default"
     """A python-escpos capability profile (`TM-T88V`, `TM-T20II`, `default`, `simple`, …)."""

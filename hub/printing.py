@@ -32,6 +32,7 @@ from devices.printers.link import Confirmation, LinkTimings
 from devices.printers.render import Capabilities, render
 from devices.printers.transport import SerialTransport, TcpTransport, Transport
 from devices.printers.worker import Job, PrinterWorker, WorkerTimings
+from devices.sim.printer import VirtualPrinter
 from hub.contract.envelopes import Reply
 from hub.contract.errors import ErrorCode
 from hub.store.ledger import canonical_json
@@ -138,10 +139,15 @@ class PrintService:
         self.cfg = cfg
         self.entries = {p.id: p for p in printers}
         timings = worker_timings(cfg)
+        self.virtual = {
+            p.id: VirtualPrinter(name=p.id, paper_mm=p.paper_mm, advertise=cfg.discovery)
+            for p in printers
+            if p.address.startswith("virtual://")
+        }
         self.workers: dict[str, PrinterWorker] = {
             p.id: PrinterWorker(
                 p.id,
-                transport_factory(p.address, cfg.connect_timeout_s),
+                self._transport(p.id, p.address),
                 self,
                 name=p.name or p.id,
                 caps=Capabilities.for_printer(p.profile, p.paper_mm),
@@ -160,9 +166,17 @@ class PrintService:
         self.kicks: list[dict[str, Any]] = []
         self.browser: PrinterBrowser | None = None
 
+    def _transport(self, printer_id: str, address: str) -> Callable[[], Transport]:
+        virtual = self.virtual.get(printer_id)
+        if virtual is None:
+            return transport_factory(address, self.cfg.connect_timeout_s)
+        return lambda: TcpTransport(virtual.host, virtual.port, connect_timeout=self.cfg.connect_timeout_s)
+
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Reload unfinished jobs and start one worker per printer."""
+        """Reload unfinished jobs and start one worker per printer (and the demo's virtual printers)."""
+        for printer in self.virtual.values():
+            await printer.start()
         async with self.engine.db.writer.execute(OPEN_JOBS) as cursor:
             rows = await cursor.fetchall()
         for job_id, seq, printer, doc, state, routed_from, reprint in rows:
@@ -195,6 +209,8 @@ class PrintService:
             await worker.stop()
         for task in list(self._tasks):
             task.cancel()
+        for printer in self.virtual.values():
+            await printer.stop()
         if self._flush_handle is not None:
             self._flush_handle.cancel()
 
@@ -366,6 +382,7 @@ class PrintService:
         if self.browser is None:
             return []
         by_address = {p.address: p.id for p in self.entries.values()}
+        by_address |= {f"tcp://{v.host}:{v.port}": printer_id for printer_id, v in self.virtual.items()}
         out = []
         for found in sorted(self.browser.found.values(), key=lambda f: f.name):
             item = found.as_dict()
