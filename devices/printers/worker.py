@@ -260,7 +260,7 @@ class PrinterWorker:
 
     # -- failover -----------------------------------------------------------------------------
     async def _monitor(self) -> None:
-        interval = max(0.05, min(1.0, self.timings.failover_after / 4))
+        interval = max(0.02, min(0.25, self.timings.failover_after / 10))
         while True:
             await asyncio.sleep(interval)
             if self.fault_since is None or self.backup is None or not self.jobs:
