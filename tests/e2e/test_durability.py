@@ -167,11 +167,19 @@ def play_random_session(tab: SimTablet, rng: random.Random, steps: int) -> None:
         elif roll < 0.6:
             tab.call("ticket.fire", {"ticket_id": tid}, auth=server)
         elif roll < 0.68:
-            tab.call("ticket.discount", {"ticket_id": tid, "kind": "amount", "value": 100, "reason": "x"},
-                     auth=server, approve=approve)
+            tab.call(
+                "ticket.discount",
+                {"ticket_id": tid, "kind": "amount", "value": 100, "reason": "x"},
+                auth=server,
+                approve=approve,
+            )
         elif roll < 0.75:
-            tab.call("ticket.void_item", {"ticket_id": tid, "line_id": f"r{step - 1}", "reason": "oops"},
-                     auth=server, approve=approve)
+            tab.call(
+                "ticket.void_item",
+                {"ticket_id": tid, "line_id": f"r{step - 1}", "reason": "oops"},
+                auth=server,
+                approve=approve,
+            )
         elif roll < 0.9:
             snap = tab.call("sync", {}, auth=server)["result"]["snapshot"]
             view = next((t for t in snap["tickets"] if t["ticket_id"] == tid), None)

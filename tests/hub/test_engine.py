@@ -364,7 +364,8 @@ def test_tickets_settled_long_ago_leave_memory_but_not_the_books(tmp_path: Path)
         items = [{"line_id": "l1", "menu_item_id": "biere", "qty": 2}]
         await h.cmd("ticket.add_items", {"ticket_id": "old-1", "items": items}, auth=mgr)
         paid = await h.cmd(
-            "ticket.pay", {"ticket_id": "old-1", "tenders": [{"kind": "cash", "amount": 1000, "tendered": 1000}]},
+            "ticket.pay",
+            {"ticket_id": "old-1", "tenders": [{"kind": "cash", "amount": 1000, "tendered": 1000}]},
             auth=mgr,
         )
         await h.close()
