@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import time
@@ -62,6 +63,8 @@ OPEN_JOBS: Final = (
     "WHERE state IN ('queued', 'printing') ORDER BY seq"
 )
 STATUS_DEBOUNCE_S: Final = 0.05
+STOP_TIMEOUT_S: Final = 5.0
+"""Shutdown never waits longer than this on zeroconf or a virtual printer."""
 
 
 def transport_factory(address: str, connect_timeout: float) -> Callable[[], Transport]:
@@ -203,14 +206,16 @@ class PrintService:
     async def stop(self) -> None:
         """Stop discovery and the workers (unfinished jobs stay in the database)."""
         if self.browser is not None:
-            await self.browser.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.browser.stop(), STOP_TIMEOUT_S)
             self.browser = None
         for worker in self.workers.values():
             await worker.stop()
         for task in list(self._tasks):
             task.cancel()
         for printer in self.virtual.values():
-            await printer.stop()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(printer.stop(), STOP_TIMEOUT_S)
         if self._flush_handle is not None:
             self._flush_handle.cancel()
 

@@ -67,8 +67,10 @@ class PrinterBrowser:
         *,
         misses: int = 3,
         recheck_s: float = 30.0,
+        request_ms: int = 3000,
         on_change: Callable[[PrinterBrowser], None] | None = None,
     ) -> None:
+        self.request_ms = request_ms
         self.interfaces = interfaces
         self.max_misses = misses
         self.recheck_s = recheck_s
@@ -116,7 +118,7 @@ class PrinterBrowser:
         if self._zc is None:
             return False
         info = AsyncServiceInfo(service_type, name)
-        if not await info.async_request(self._zc.zeroconf, 3000):
+        if not await info.async_request(self._zc.zeroconf, self.request_ms):
             return False
         addresses = info.parsed_addresses(IPVersion.V4Only)
         if not addresses or info.port is None:

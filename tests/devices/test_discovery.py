@@ -22,7 +22,7 @@ def test_browser_finds_an_advertised_printer_and_drops_it_only_after_several_mis
         await printer.start()
         changes: list[int] = []
         browser = PrinterBrowser(
-            ["127.0.0.1"], misses=2, recheck_s=0.3, on_change=lambda b: changes.append(len(b.found))
+            ["127.0.0.1"], misses=2, recheck_s=0.3, request_ms=400, on_change=lambda b: changes.append(len(b.found))
         )
         await browser.start()
         try:
@@ -60,7 +60,7 @@ def test_cli_discover_prints_json_lines():
         proc = loop.run_until_complete(
             asyncio.wait_for(
                 asyncio.create_subprocess_exec(
-                    *_cli("printers", "discover", "--timeout", "2"),
+                    *_cli("printers", "discover", "--timeout", "4"),
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.PIPE,
                 ),
