@@ -54,8 +54,8 @@ def render(doc: dict[str, Any], caps: Capabilities, *, banners: tuple[str, ...] 
     """The ESC/POS bytes of one job: init, banners, job id, the document, feed and cut."""
     out = _Writer(caps)
     out.init()
-    for banner in banners:
-        out.banner(banner)
+    for banner in (*banners, *doc.get("banners", ())):
+        out.banner(str(banner))
     kind = doc.get("kind")
     try:
         if kind == "chit":
@@ -103,6 +103,8 @@ def _chit(out: _Writer, doc: dict[str, Any]) -> None:
         out.line(f"COURSE {doc['course']}", bold=True)
     if doc.get("priority"):
         out.banner("RUSH")
+    if doc.get("reason"):
+        out.line(f"Reason: {doc['reason']}")
     out.rule()
     for line in doc["lines"]:
         seat = f" (seat {line['seat']})" if line.get("seat") else ""

@@ -231,6 +231,8 @@ def follow_up(w: Work) -> None:
     for event in list(w.events):
         if event.type == "ticket.fired" and config.printers:
             _chits(w, event.data)
+        elif event.type == "ticket.item_voided" and config.printers and event.data.get("was") != "held":
+            _void_chits(w, event.data)
         elif event.type == "ticket.paid" and config.printers:
             printer = _receipt_printer(config, w.cmd.device_id)
             if printer is not None:
@@ -297,6 +299,25 @@ def _chits(w: Work, fired: dict[str, Any]) -> None:
         _queue(w, config.expo, chit_doc(w.state, ticket, "expo", lines, fired), ticket=ticket, station="expo")
 
 
+def _fire_banner(fired: dict[str, Any]) -> list[str]:
+    """A course fired on its own says so on top ("FIRE COURSE 2"); the first fire needs no banner."""
+    course = fired.get("course")
+    return [f"FIRE COURSE {course}"] if course is not None else []
+
+
+def _void_chits(w: Work, voided: dict[str, Any]) -> None:
+    """A fired line was voided: its stations get a chit with the VOID banner (the KDS shows it too)."""
+    config = w.state.printing
+    ticket = w.state.tickets[voided["ticket_id"]]
+    line = next((x for x in ticket.lines if x.line_id == voided["line_id"]), None)
+    if line is None:
+        return
+    for station in line.stations:
+        for printer in config.stations.get(station, []):
+            doc = chit_doc(w.state, ticket, station, [line], {}) | {"banners": ["VOID"], "reason": voided["reason"]}
+            _queue(w, printer, doc, ticket=ticket, station=station)
+
+
 def chit_doc(
     state: StoreState, ticket: Ticket, station: str, lines: list[Line], fired: dict[str, Any]
 ) -> dict[str, Any]:
@@ -311,6 +332,7 @@ def chit_doc(
         "channel": ticket.channel,
         "name": ticket.name,
         "course": fired.get("course"),
+        "banners": _fire_banner(fired),
         "fired_at": _iso(lines),
         "priority": ticket.priority,
         "lines": [
