@@ -85,6 +85,7 @@ class VirtualPrinter:
     _paper_end_after: int | None = None
     _zeroconf: AsyncZeroconf | None = None
     _handlers: set[asyncio.Task[None]] = field(default_factory=set)
+    _advertiser: asyncio.Task[None] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -92,12 +93,17 @@ class VirtualPrinter:
         self.paper.width_dots = 384 if self.paper_mm == 58 else 576  # noqa: PLR2004
         await self._listen()
         self._printer_task = asyncio.create_task(self._print_loop(), name=f"sim-printer-{self.name}")
-        if self.advertise:
-            await self._advertise()
+        if self.advertise:  # in the background: probing for a unique name must not hold up a start
+            self._advertiser = asyncio.create_task(self._advertise(), name=f"sim-printer-{self.name}-mdns")
 
     async def stop(self) -> None:
         """Stop everything (the paper stays readable)."""
         self._powered = False
+        if self._advertiser is not None:
+            self._advertiser.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._advertiser
+            self._advertiser = None
         if self._zeroconf is not None:
             await self._zeroconf.async_unregister_all_services()
             await self._zeroconf.async_close()
@@ -321,7 +327,7 @@ class VirtualPrinter:
         from zeroconf import IPVersion, ServiceInfo  # noqa: PLC0415 - only when advertising
         from zeroconf.asyncio import AsyncZeroconf  # noqa: PLC0415
 
-        self._zeroconf = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+        zeroconf = self._zeroconf = AsyncZeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
         info = ServiceInfo(
             "_pdl-datastream._tcp.local.",
             f"{self.name}._pdl-datastream._tcp.local.",
@@ -330,7 +336,11 @@ class VirtualPrinter:
             properties={"ty": f"StoreHub Virtual {self.name}", "product": "(Virtual TM)", "note": "sim"},
             server=f"{self.name}.local.",
         )
-        await self._zeroconf.async_register_service(info)
+        try:
+            registered = await zeroconf.async_register_service(info, allow_name_change=True)
+            await registered
+        except Exception:
+            log.exception("virtual printer %s could not advertise itself", self.name)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
