@@ -62,6 +62,8 @@ OPEN_JOBS: Final = (
     "SELECT job_id, seq, printer, doc, state, routed_from, reprint FROM print_jobs "
     "WHERE state IN ('queued', 'printing') ORDER BY seq"
 )
+PRUNE_DONE: Final = "DELETE FROM print_jobs WHERE state IN ('printed', 'failed') AND done_at < ?"
+KEEP_DONE_S: Final = 7 * 24 * 3600
 STATUS_DEBOUNCE_S: Final = 0.05
 STOP_TIMEOUT_S: Final = 5.0
 """Shutdown never waits longer than this on zeroconf or a virtual printer."""
@@ -177,7 +179,12 @@ class PrintService:
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        """Reload unfinished jobs and start one worker per printer (and the demo's virtual printers)."""
+        """Reload unfinished jobs and start one worker per printer (and the demo's virtual printers).
+
+        Finished jobs older than `KEEP_DONE` are pruned first (the ledger keeps what was printed).
+        """
+        cutoff = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - KEEP_DONE_S))
+        await self.engine.db.transaction([(PRUNE_DONE, [(cutoff,)])])
         for printer in self.virtual.values():
             await printer.start()
         async with self.engine.db.writer.execute(OPEN_JOBS) as cursor:
