@@ -385,3 +385,35 @@ def test_a_drawer_controller_refuses_an_expired_kick():
     assert not fresh.expired(datetime.now(UTC))
     assert not fresh.expired(datetime.now(UTC) + timedelta(seconds=9))
     assert fresh.expired(datetime.now(UTC) + timedelta(seconds=10))
+
+
+def test_hub_killed_mid_job_prints_that_job_again_with_reprint_and_never_silently_twice(tmp_path, farm):
+    farm.add("grill-1", bytes_per_second=400)  # a slow printer: the kill lands mid-job
+    hub = start_hub(tmp_path, farm, [{"id": "grill-1", "stations": ["grill"]}])
+    creds = hub.add_device("tab-08")
+    tab = hub.tablet("tab-08", creds=creds)
+    try:
+        _mgr, server, _cashier = open_shift(tab)
+        fire(tab, server, "tk-g1", [("escargots", 6)])
+        job_id = next(iter(queued(hub)))
+
+        def state() -> str:
+            with sqlite3.connect(f"file:{hub.data_dir / 'hub.db'}?mode=ro", uri=True) as conn:
+                return str(conn.execute("SELECT state FROM print_jobs WHERE job_id = ?", (job_id,)).fetchone()[0])
+
+        farm.wait(lambda: state() == "printing", 30, "the job's bytes to start going out")
+    finally:
+        tab.close()
+    hub.kill9()
+    assert not printed(hub)
+    hub.start()
+    try:
+        farm.wait(lambda: job_id in printed(hub), 60, "the job confirmed after the restart")
+        assert printed(hub)[job_id] == [
+            {"job_id": job_id, "printer": "grill-1", "reprint": True, "confirmation": "process_id"}
+        ]
+        copies = [banners for _printer, j, banners in farm.jobs() if j == job_id]
+        assert copies[-1] == ["REPRINT"]
+        assert [c for c in copies if "REPRINT" not in c] in ([], [[]]), "at most one plain copy"
+    finally:
+        hub.stop()
