@@ -179,6 +179,8 @@ class PrinterWorker:
 
     # -- the loop -----------------------------------------------------------------------------
     async def _run(self) -> None:
+        if not self.jobs:
+            await self._probe()  # know paper and cover before the first chit
         while True:
             if not self.jobs:
                 self._wake.clear()
@@ -355,7 +357,7 @@ class PrinterWorker:
         return {
             "printer": self.printer_id,
             "name": self.name,
-            "online": online and self.fault_since is None,
+            "online": None if self.reachable is None else online and self.fault_since is None,
             "reachable": self.reachable,
             "paper": status.paper if status is not None else None,
             "cover_open": status.cover_open if status is not None else None,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from PIL import Image
 
 from devices.drawers.mqtt import kick_job
 from devices.sim.drawer import SimDrawerController, VirtualSerialDrawer
@@ -125,9 +126,18 @@ def test_fire_prints_a_chit_per_station_and_payment_prints_a_receipt_and_kicks_t
         assert kick["employee_id"] == STAFF["cashier"][0]
         assert sorted(k.pin for k in front.paper.kicks) == [2, 5]
 
-        ok(tab.call("ticket.print", {"ticket_id": "tk-a", "kind": "check"}, auth=server))
+        check = ok(tab.call("ticket.print", {"ticket_id": "tk-a", "kind": "check"}, auth=server))
         farm.wait(lambda: len(printed(hub)) == 4, 30, "the check printed")
         assert "CHECK #" in farm.call(front.text)
+        png = tmp_path / "check.png"
+        storehub("printers", "preview", "--config", str(hub.config), check["print_job_id"], "--output", str(png))
+        with Image.open(png) as image:
+            assert image.width == 576
+            assert image.height > 400
+        args = ("printers", "preview", "--config", str(hub.config), "job-none", "--output", str(png))
+        missing = storehub(*args, check=False)
+        assert missing.returncode == 2
+        assert "No print job" in missing.stderr
 
         listing = json.loads(storehub("printers", "list", "--config", str(hub.config)).stdout)
         by_id = {p["printer"]: p for p in listing["printers"]}
