@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# Install StoreHub on a Debian / Raspberry Pi OS machine as systemd services.
+#
+#   sudo systemd/install.sh [options]
+#
+# Creates the users and directories, installs StoreHub into a virtualenv (unless one exists),
+# writes a starting config when there is none, renders the units with the paths below into
+# /etc/systemd/system, and enables them. Safe to run again (upgrades re-render the units).
+#
+#   --prefix DIR       where releases live; the units run DIR/current/bin/storehub  [/opt/storehub]
+#   --config FILE      the store's config                                           [/etc/storehub/store.toml]
+#   --data-dir DIR     the hub's data directory (must match hub.data_dir)           [/var/lib/storehub]
+#   --backup-dir DIR   backups, ideally on a second medium (USB stick, NAS)         [/var/backups/storehub]
+#   --keep-days N      backup retention in days                                     [14]
+#   --kds DEVICE_ID    run a kitchen screen for this KDS device (repeatable)
+#   --kiosk-user USER  run Chromium in kiosk mode on USER's desktop session
+#   --with-relay       enable the relay to central (configure [relay] first)
+#   --no-start         install and enable, but do not start anything now
+#   --render-only DIR  only render the unit files into DIR (no root needed; used by the tests)
+#   --bin DIR          directory holding the storehub executable (default PREFIX/current/bin)
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+UNITS="$REPO/systemd"
+PREFIX=/opt/storehub
+CONFIG=/etc/storehub/store.toml
+DATA_DIR=/var/lib/storehub
+BACKUP_DIR=/var/backups/storehub
+KEEP_DAYS=14
+KIOSK_USER=""
+RENDER_ONLY=""
+BIN=""
+WITH_RELAY=0
+START=1
+KDS=()
+
+die() { echo "install.sh: $*" >&2; exit 2; }
+need_value() { [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value"; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --prefix) need_value "$@"; PREFIX="$2"; shift 2 ;;
+    --config) need_value "$@"; CONFIG="$2"; shift 2 ;;
+    --data-dir) need_value "$@"; DATA_DIR="$2"; shift 2 ;;
+    --backup-dir) need_value "$@"; BACKUP_DIR="$2"; shift 2 ;;
+    --keep-days) need_value "$@"; KEEP_DAYS="$2"; shift 2 ;;
+    --kds) need_value "$@"; KDS+=("$2"); shift 2 ;;
+    --kiosk-user) need_value "$@"; KIOSK_USER="$2"; shift 2 ;;
+    --with-relay) WITH_RELAY=1; shift ;;
+    --no-start) START=0; shift ;;
+    --render-only) need_value "$@"; RENDER_ONLY="$2"; shift 2 ;;
+    --bin) need_value "$@"; BIN="$2"; shift 2 ;;
+    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+  esac
+done
+
+[[ "$KEEP_DAYS" =~ ^[1-9][0-9]*$ ]] || die "--keep-days must be a whole number of days ≥ 1, got $KEEP_DAYS"
+for path in "$PREFIX" "$CONFIG" "$DATA_DIR" "$BACKUP_DIR"; do
+  [[ "$path" == /* ]] || die "paths must be absolute, got $path"
+  [[ "$path" != *[[:space:]]* ]] || die "paths must not contain spaces, got '$path'"
+done
+for id in "${KDS[@]}"; do
+  [[ "$id" =~ ^[a-z0-9-]{1,32}$ ]] || die "--kds $id: device ids are [a-z0-9-]{1,32}"
+done
+BIN="${BIN:-$PREFIX/current/bin}"
+
+# render SRC DEST: fill in the install paths (the only place the templates are rendered).
+render() {
+  sed -e "s|@BIN@|$BIN|g" -e "s|@CONFIG@|$CONFIG|g" -e "s|@DATA_DIR@|$DATA_DIR|g" \
+      -e "s|@BACKUP_DIR@|$BACKUP_DIR|g" -e "s|@KEEP_DAYS@|$KEEP_DAYS|g" \
+      -e "s|@KIOSK_USER@|${KIOSK_USER:-root}|g" "$1" > "$2"
+  if grep -q '@[A-Z_]*@' "$2"; then die "$2: unrendered placeholder $(grep -o '@[A-Z_]*@' "$2" | head -1)"; fi
+}
+
+render_all() {
+  local dest="$1"
+  mkdir -p "$dest/mosquitto.service.d"
+  for unit in "$UNITS"/*.service "$UNITS"/*.timer "$UNITS"/*.path; do
+    render "$unit" "$dest/$(basename "$unit")"
+  done
+  render "$UNITS/mosquitto.service.d/storehub.conf" "$dest/mosquitto.service.d/storehub.conf"
+}
+
+if [[ -n "$RENDER_ONLY" ]]; then
+  render_all "$RENDER_ONLY"
+  echo "rendered units into $RENDER_ONLY"
+  exit 0
+fi
+
+[[ $(id -u) -eq 0 ]] || die "run as root (sudo $0 …), or use --render-only DIR"
+command -v systemctl >/dev/null || die "systemd is required"
+if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
+  echo "installing mosquitto"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto python3-venv
+fi
+
+echo "users and directories"
+getent group storehub >/dev/null || groupadd --system storehub
+id storehub >/dev/null 2>&1 || useradd --system --gid storehub --home-dir "$DATA_DIR" --shell /usr/sbin/nologin storehub
+id storehub-relay >/dev/null 2>&1 || useradd --system --user-group --no-create-home --shell /usr/sbin/nologin storehub-relay
+install -d -m 0750 -o root -g storehub "$(dirname "$CONFIG")"
+# setgid directories: everything the hub writes stays in the storehub group (Mosquitto, relay, backup).
+install -d -m 2770 -o storehub -g storehub "$DATA_DIR" "$DATA_DIR/broker"
+install -d -m 0750 -o storehub -g storehub "$BACKUP_DIR"
+
+if [[ ! -x "$BIN/storehub" ]]; then
+  version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml" | head -1)"
+  release="$PREFIX/releases/$version"
+  echo "installing StoreHub $version into $release"
+  python3 -m venv "$release"
+  "$release/bin/pip" install -q "$REPO"
+  ln -sfn "$release" "$PREFIX/current"
+fi
+
+if [[ ! -f "$CONFIG" ]]; then
+  echo "writing a starting config to $CONFIG (edit it: store id, name, staff PINs, tables)"
+  install -m 0640 -o root -g storehub "$REPO/config/menu.example.toml" "$(dirname "$CONFIG")/menu.toml"
+  sed -e "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" -e "s|^menu_file = .*|menu_file = \"menu.toml\"|" \
+      -e "s|^managed = .*|managed = false|" "$REPO/config/store.example.toml" > "$CONFIG.new"
+  install -m 0640 -o root -g storehub "$CONFIG.new" "$CONFIG" && rm -f "$CONFIG.new"
+fi
+
+echo "units"
+render_all /etc/systemd/system
+systemctl daemon-reload
+enable=(storehub-broker-reload.path storehub-hub.service storehub-backup.timer mosquitto.service)
+[[ $WITH_RELAY -eq 1 ]] && enable+=(storehub-relay.service)
+for id in "${KDS[@]}"; do enable+=("storehub-kds@$id.service"); done
+if [[ -n "$KIOSK_USER" ]]; then
+  id "$KIOSK_USER" >/dev/null 2>&1 || die "--kiosk-user $KIOSK_USER: no such user"
+  enable+=(storehub-kiosk.service)
+fi
+if [[ $START -eq 1 ]]; then
+  systemctl enable --now "${enable[@]}"
+else
+  systemctl enable "${enable[@]}"
+fi
+echo "done: 'systemctl status storehub-hub', 'journalctl -u storehub-hub -f', '$BIN/storehub doctor --config $CONFIG'"

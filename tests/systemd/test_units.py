@@ -1,0 +1,141 @@
+"""The systemd units: rendered by install.sh with real paths, `systemd-analyze verify` clean, hardened."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.hubproc import REPO
+
+INSTALL = REPO / "systemd" / "install.sh"
+BIN = Path(sys.executable).parent
+DATA_DIR = "/var/lib/storehub-test"
+SERVICES = ["storehub-hub.service", "storehub-relay.service", "storehub-kds@kds-grill.service"]
+ANALYZE = shutil.which("systemd-analyze")
+
+
+def _install(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", str(INSTALL), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="module")
+def units(tmp_path_factory) -> Path:
+    dest: Path = tmp_path_factory.mktemp("units")
+    result = _install(
+        "--render-only", str(dest), "--bin", str(BIN), "--data-dir", DATA_DIR, "--backup-dir", "/var/backups/sh-test"
+    )
+    assert result.returncode == 0, result.stderr
+    # A template is verified through an instance; the drop-in through Debian's own mosquitto.service.
+    shutil.copy(dest / "storehub-kds@.service", dest / "storehub-kds@kds-grill.service")
+    shutil.copy("/lib/systemd/system/mosquitto.service", dest / "mosquitto.service")
+    return dest
+
+
+def _verify(path: Path) -> subprocess.CompletedProcess[str]:
+    assert ANALYZE is not None, "systemd-analyze is missing: apt-get install -y systemd"
+    return subprocess.run([ANALYZE, "verify", str(path)], capture_output=True, text=True, timeout=60, check=False)
+
+
+def _parse(path: Path) -> configparser.RawConfigParser:
+    parser = configparser.RawConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read(path)
+    return parser
+
+
+UNIT_FILES = [
+    "storehub-hub.service",
+    "storehub-relay.service",
+    "storehub-kds@kds-grill.service",
+    "storehub-kiosk.service",
+    "storehub-backup.service",
+    "storehub-backup.timer",
+    "storehub-broker-reload.path",
+    "storehub-broker-reload.service",
+    "mosquitto.service",
+]
+
+
+@pytest.mark.parametrize("name", UNIT_FILES)
+def test_every_unit_verifies_clean(units, name):
+    result = _verify(units / name)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip() == "", result.stderr
+
+
+def test_verify_catches_a_broken_unit(units, tmp_path):
+    text = (units / "storehub-hub.service").read_text()
+    broken = tmp_path / "storehub-hub.service"
+    broken.write_text(text.replace(f"ExecStart={BIN}/storehub", "ExecStart=/nonexistent/storehub") + "Bogus=1\n")
+    result = _verify(broken)
+    assert result.returncode != 0
+    assert "/nonexistent/storehub is not executable" in result.stderr
+
+
+def test_drop_in_is_read_and_runs_the_generated_config(units):
+    (units / "mosquitto.service.d" / "extra.conf").write_text("[Service]\nNotAKey=1\n")
+    try:
+        result = _verify(units / "mosquitto.service")
+        assert "NotAKey" in result.stderr  # proves verify reads the drop-in directory
+    finally:
+        (units / "mosquitto.service.d" / "extra.conf").unlink()
+    dropin = _parse(units / "mosquitto.service.d" / "storehub.conf")
+    assert f"{DATA_DIR}/broker/mosquitto.conf" in dropin["Service"]["ExecStart"]
+    assert dropin["Service"]["User"] == "mosquitto"
+    assert dropin["Service"]["SupplementaryGroups"] == "storehub"
+
+
+def test_hub_is_a_watched_notify_service(units):
+    service = _parse(units / "storehub-hub.service")["Service"]
+    assert service["Type"] == "notify"
+    assert service["Restart"] == "always"
+    assert int(service["WatchdogSec"]) > 0
+    assert service["ExecStart"].startswith(f"{BIN}/storehub hub run --config ")
+    assert service["ReadWritePaths"] == DATA_DIR
+    assert service["User"] == "storehub"
+
+
+@pytest.mark.parametrize("name", [*SERVICES, "mosquitto.service.d/storehub.conf", "storehub-backup.service"])
+def test_long_running_services_are_hardened(units, name):
+    service = _parse(units / name)["Service"]
+    assert service["NoNewPrivileges"] == "yes"
+    assert service["ProtectSystem"] == "strict"
+    assert service["ProtectHome"] == "yes"
+    assert service["PrivateTmp"] == "yes"
+    assert service["CapabilityBoundingSet"] == ""
+    assert "AF_PACKET" not in service["RestrictAddressFamilies"]
+    assert service.get("User") or service.get("DynamicUser") == "yes"
+
+
+def test_path_unit_watches_the_generated_files(units):
+    path = (units / "storehub-broker-reload.path").read_text()
+    for name in ("passwd", "acl", "mosquitto.conf"):
+        assert f"PathChanged={DATA_DIR}/broker/{name}" in path
+    assert "reload-or-restart mosquitto.service" in (units / "storehub-broker-reload.service").read_text()
+
+
+def test_backup_keeps_the_chosen_number_of_days(tmp_path):
+    result = _install("--render-only", str(tmp_path), "--bin", str(BIN), "--keep-days", "30")
+    assert result.returncode == 0, result.stderr
+    assert "--keep-days 30" in _parse(tmp_path / "storehub-backup.service")["Service"]["ExecStart"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--keep-days", "0"], "--keep-days must be a whole number"),
+        (["--data-dir", "relative/dir"], "paths must be absolute"),
+        (["--kds", "Bad_Id"], "device ids are"),
+        (["--frobnicate"], "unknown option --frobnicate"),
+        (["--config"], "--config needs a value"),
+    ],
+)
+def test_install_refuses_bad_options(tmp_path, args, message):
+    result = _install("--render-only", str(tmp_path), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
