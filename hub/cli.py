@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub import backup
+from hub import backup, doctor
 from hub.config import ConfigError, LoadedConfig, load_config
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="stop after the scripted service")
     demo.set_defaults(handler=_demo)
     backup.register(sub)
+    doctor.register(sub)
     return parser
 
 
