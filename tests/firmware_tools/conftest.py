@@ -1,0 +1,45 @@
+"""Fixtures: a simulated microcontroller on a real pty, and valid provisioning settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from firmware_tools.provision import LinkSettings
+from firmware_tools.simdevice import SimMicrocontroller
+from tests.hubproc import REPO
+
+FAST = LinkSettings(answer_timeout_s=0.3, retries=2)
+
+SETTINGS = {
+    "device_id": "drawer-1",
+    "store": "test-store",
+    "wifi_ssid": "Bistro Staff 5G",
+    "wifi_psk": "correct horse battery",
+    "hub_host": "192.168.10.2",
+    "hub_port": "1883",
+    "mqtt_user": "drawer-1",
+    "mqtt_pass": "s3cr3t-Pässword",
+}
+
+
+@pytest.fixture
+def sim(tmp_path):
+    device = SimMicrocontroller(tmp_path / "flash.json")
+    yield device
+    device.close()
+
+
+def storehub_fw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `storehub-fw` as a technician would."""
+    return subprocess.run(
+        [sys.executable, "-m", "firmware_tools.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        env=env,
+        check=False,
+    )
