@@ -109,10 +109,32 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of op
     printer.add_argument("--timeout", type=float, default=5.0)
     printer.set_defaults(handler=_printer_test)
 
-    from firmware_tools.rollout import register_cli  # noqa: PLC0415
-
-    register_cli(sub)
+    _rollout_parser(sub)
     return parser
+
+
+def _rollout_parser(sub: Any) -> None:
+    cmd = sub.add_parser("rollout", help="offer a release to a percentage of a device kind over MQTT")
+    cmd.add_argument("manifest", type=Path, help="the release's manifest")
+    cmd.add_argument("--url", required=True, help="where devices download the image (the hub's /firmware/… URL)")
+    cmd.add_argument("--store", required=True)
+    cmd.add_argument("--percent", type=int, required=True)
+    cmd.add_argument("--force", action="store_true", help="also during an open shift")
+    cmd.add_argument("--max-failures", type=int, default=1)
+    cmd.add_argument("--offer-timeout", type=float, default=900.0)
+    cmd.add_argument("--broker-host", default="127.0.0.1")
+    cmd.add_argument("--broker-port", type=int, default=1883)
+    cmd.add_argument("--username", required=True, help="a broker account allowed to publish device jobs")
+    cmd.add_argument("--password-file", type=Path, required=True)
+    cmd.add_argument("--interval", type=float, default=2.0, help="seconds between decision steps")
+    cmd.add_argument("--max-duration", type=float, default=3600.0, help="give up after this many seconds")
+    cmd.set_defaults(handler=_rollout)
+
+
+def _rollout(args: argparse.Namespace) -> int:
+    from firmware_tools.rollout import rollout_cli  # noqa: PLC0415
+
+    return rollout_cli(args)
 
 
 # -- provisioning --------------------------------------------------------------------------------

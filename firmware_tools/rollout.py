@@ -28,7 +28,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from firmware_tools.ota import Manifest, parse_version
@@ -276,26 +275,8 @@ class MqttRolloutRunner:
                     self.rollout.note_result(parts[1], body)
 
 
-def register_cli(sub: Any) -> None:
-    """Add `storehub-fw rollout`."""
-    cmd = sub.add_parser("rollout", help="offer a release to a percentage of a device kind over MQTT")
-    cmd.add_argument("manifest", type=Path, help="the release's manifest")
-    cmd.add_argument("--url", required=True, help="where devices download the image (the hub's /firmware/… URL)")
-    cmd.add_argument("--store", required=True)
-    cmd.add_argument("--percent", type=int, required=True)
-    cmd.add_argument("--force", action="store_true", help="also during an open shift")
-    cmd.add_argument("--max-failures", type=int, default=1)
-    cmd.add_argument("--offer-timeout", type=float, default=DEFAULT_OFFER_TIMEOUT_S)
-    cmd.add_argument("--broker-host", default="127.0.0.1")
-    cmd.add_argument("--broker-port", type=int, default=1883)
-    cmd.add_argument("--username", required=True, help="a broker account allowed to publish device jobs")
-    cmd.add_argument("--password-file", type=Path, required=True)
-    cmd.add_argument("--interval", type=float, default=2.0, help="seconds between decision steps")
-    cmd.add_argument("--max-duration", type=float, default=3600.0, help="give up after this many seconds")
-    cmd.set_defaults(handler=_rollout_cli)
-
-
-def _rollout_cli(args: argparse.Namespace) -> int:
+def rollout_cli(args: argparse.Namespace) -> int:
+    """`storehub-fw rollout` (options in firmware_tools/cli.py)."""
     import paho.mqtt.client as paho  # noqa: PLC0415
     from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import subprocess
 import sys
 
 import pytest
 
+from firmware_tools.cli import main
 from firmware_tools.provision import LinkSettings
 from firmware_tools.simdevice import SimMicrocontroller
 from tests.hubproc import REPO
@@ -32,8 +35,16 @@ def sim(tmp_path):
     device.close()
 
 
-def storehub_fw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `storehub-fw` as a technician would."""
+def storehub_fw(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `storehub-fw`'s entry point in this process (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return subprocess.CompletedProcess(["storehub-fw", *args], code, out.getvalue(), err.getvalue())
+
+
+def storehub_fw_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `storehub-fw` as its own process, as a technician would."""
     return subprocess.run(
         [sys.executable, "-m", "firmware_tools.cli", *args],
         capture_output=True,

@@ -11,7 +11,7 @@ import serial  # type: ignore[import-untyped, unused-ignore]
 
 from firmware_tools import protocol
 from firmware_tools.provision import LinkSettings, ProvisionError, provision
-from tests.firmware_tools.conftest import FAST, SETTINGS, storehub_fw
+from tests.firmware_tools.conftest import FAST, SETTINGS, storehub_fw, storehub_fw_process
 
 
 def test_provision_writes_verifies_commits_and_reboots(sim):
@@ -133,7 +133,7 @@ def _cli_args(tmp_path, port: str) -> list[str]:
 
 
 def test_cli_provisions_and_prints_a_report(sim, tmp_path):
-    result = storehub_fw(*_cli_args(tmp_path, sim.port))
+    result = storehub_fw_process(*_cli_args(tmp_path, sim.port))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["committed"]
@@ -142,7 +142,7 @@ def test_cli_provisions_and_prints_a_report(sim, tmp_path):
 
 
 def test_cli_exits_2_with_a_clear_message(sim, tmp_path):
-    result = storehub_fw(*_cli_args(tmp_path, "/dev/ttyUSB-storehub-missing"))
+    result = storehub_fw_process(*_cli_args(tmp_path, "/dev/ttyUSB-storehub-missing"))
     assert result.returncode == 2
     assert result.stderr.startswith("storehub-fw: /dev/ttyUSB-storehub-missing: no such serial port")
     sim.faults.stop_after_frames = 3
