@@ -157,6 +157,7 @@ def _provision(args: argparse.Namespace) -> int:
             "verified": report.verified,
             "committed": report.committed,
             "rebooted": report.rebooted,
+            "requests": report.requests_sent,
             "resends": report.resends,
         }
     )

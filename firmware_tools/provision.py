@@ -62,6 +62,7 @@ class ProvisionReport:
     verified: list[str] = field(default_factory=list)
     committed: bool = False
     rebooted: bool = False
+    requests_sent: int = 0
     resends: int = 0
 
 
@@ -72,6 +73,7 @@ class SerialLink:
         self.port = port
         self.settings = settings or LinkSettings()
         self.resends = 0
+        self.requests = 0
         self._seq = 0
         self._serial = _open(port, self.settings)
 
@@ -85,13 +87,15 @@ class SerialLink:
         """Close the port."""
         self._serial.close()
 
-    def request(self, verb: str, *args: str) -> Frame:
+    def request(self, verb: str, *args: str, retries: int | None = None) -> Frame:
         """Send one frame and return the device's matching answer (OK or ERR other than `crc`)."""
+        retries = self.settings.retries if retries is None else retries
         self._seq = (self._seq + 1) % 256
+        self.requests += 1
         frame = Frame(HOST, self._seq, verb, args)
         wire = frame.encode()
         self._serial.reset_input_buffer()
-        for attempt in range(self.settings.retries + 1):
+        for attempt in range(retries + 1):
             if attempt:
                 self.resends += 1
             try:
@@ -103,7 +107,7 @@ class SerialLink:
             if answer is not None and not (answer.verb == "ERR" and answer.args[:1] == ("crc",)):
                 return answer
         raise NoAnswerError(
-            f"{self.port}: no answer to {verb} after {self.settings.retries + 1} attempts "
+            f"{self.port}: no answer to {verb} after {retries + 1} attempts "
             f"({self.settings.answer_timeout_s:g} s each)"
         )
 
@@ -188,6 +192,7 @@ def provision(
         if reboot:
             _expect_ok(link.request("REBOOT"), "REBOOT")
             report.rebooted = True
+        report.requests_sent = link.requests
         report.resends = link.resends
     return report
 
@@ -209,7 +214,7 @@ def _expect_ok(answer: Frame, what: str) -> Frame:
 def _abort_quietly(link: SerialLink) -> None:
     # The device may be gone; it never committed, so it keeps its previous settings anyway.
     with contextlib.suppress(ProvisionError):
-        link.request("ABORT")
+        link.request("ABORT", retries=0)
 
 
 def _open(port: str, settings: LinkSettings) -> serial.Serial:

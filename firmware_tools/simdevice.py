@@ -55,8 +55,8 @@ class Faults:
     """Ignore the next N frames completely (as if lost on the wire)."""
     corrupt_answers: int = 0
     """Send the next N answers with a wrong checksum."""
-    stop_after_frames: int | None = None
-    """After this many frames received in total, never answer again (a device that hangs)."""
+    stop_after_requests: int | None = None
+    """After this many requests (frames with a new sequence number), never answer again (a hung device)."""
     fail_install: bool = False
     """OTA: fail the install step after a good download (a flash write error)."""
 
@@ -71,6 +71,9 @@ class SimMicrocontroller:
         self.serial_no = serial_no
         self.faults = Faults()
         self.frames_received = 0
+        self.requests_received = 0
+        self._hung = False
+        self._last_seen_seq: bytes | None = None
         self.reboots = 0
         self.staged: dict[str, str] = {}
         self.on_reboot: Callable[[SimMicrocontroller], None] | None = None
@@ -130,7 +133,8 @@ class SimMicrocontroller:
 
     def _on_line(self, line: bytes) -> None:
         self.frames_received += 1
-        if self.faults.stop_after_frames is not None and self.frames_received > self.faults.stop_after_frames:
+        self._count_request(line)
+        if self._hung:
             return
         if self.faults.drop_frames > 0:
             self.faults.drop_frames -= 1
@@ -149,11 +153,22 @@ class SimMicrocontroller:
         verb, *args = self._handle(frame)
         answer = Frame(DEVICE, frame.seq, verb, tuple(args)).encode()
         self._last = (frame.seq, answer)
+        rebooting = frame.verb == "REBOOT" and verb == "OK"
+        if rebooting:
+            self.reboots += 1  # counted before answering: whoever reads the answer sees it
         self._send(answer)
-        if frame.verb == "REBOOT" and verb == "OK":
-            self.reboots += 1
-            if self.on_reboot is not None:
-                self.on_reboot(self)
+        if rebooting and self.on_reboot is not None:
+            self.on_reboot(self)
+
+    def _count_request(self, line: bytes) -> None:
+        """Count requests by sequence number (a resend is not a new request) and hang when told to."""
+        seq = line[1:3]
+        if seq != self._last_seen_seq:
+            self._last_seen_seq = seq
+            self.requests_received += 1
+        limit = self.faults.stop_after_requests
+        if limit is not None and self.requests_received > limit:
+            self._hung = True
 
     def _send(self, answer: bytes) -> None:
         if self.faults.corrupt_answers > 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -251,12 +252,18 @@ def check_database(loaded: LoadedConfig) -> Finding:
 
 
 def check_printers(loaded: LoadedConfig, extra: Sequence[str]) -> Finding:
-    """Every configured network printer accepts a TCP connection on its port."""
-    targets = [*_configured_printers(loaded), *(_parse_address(a) for a in extra)]
+    """Every configured printer is there: network ones accept a TCP connection, serial ones exist."""
+    targets = [*_configured_printers(loaded), *(("tcp", *_parse_address(a)) for a in extra)]
     if not targets:
-        return Finding("printers", "skip", "no network printers configured")
+        return Finding("printers", "skip", "no printers configured")
     down = []
-    for host, port in targets:
+    for target in targets:
+        if target[0] == "serial":
+            device = Path(str(target[1]))
+            if not device.exists():
+                down.append(f"{device} (no such device: unplugged?)")
+            continue
+        host, port = str(target[1]), int(target[2])
         try:
             with socket.create_connection((host, port), timeout=NETWORK_TIMEOUT_S):
                 pass
@@ -413,40 +420,40 @@ def _hash_matches(hashed: str, secret_file: Path) -> bool:
         return False
 
 
-def _configured_printers(loaded: LoadedConfig) -> list[tuple[str, int]]:
-    """Network printers from the config's `[[printers]]` (host/port or address), when it has them."""
-    raw = getattr(loaded.config, "printers", None)
-    if raw is None:
-        raw = _raw_toml(loaded.path).get("printers", [])
-    found = []
-    for entry in raw or []:
-        item = entry if isinstance(entry, dict) else entry.__dict__
-        if item.get("host"):
-            found.append((str(item["host"]), int(item.get("port") or DEFAULT_PRINTER_PORT)))
-        elif isinstance(item.get("address"), str) and not item["address"].startswith("/"):
-            found.append(_parse_address(item["address"]))
+def _configured_printers(loaded: LoadedConfig) -> list[tuple[str, ...]]:
+    """The config's `[[printers]]` addresses: `tcp://host[:port]` or `serial:/dev/…[?baud=N]`."""
+    found: list[tuple[str, ...]] = []
+    for entry in _raw_toml(loaded.path).get("printers", []):
+        address = entry.get("address") if isinstance(entry, dict) else None
+        if not isinstance(address, str):
+            continue
+        if address.startswith("serial:"):
+            found.append(("serial", address.removeprefix("serial:").split("?", 1)[0]))
+        else:
+            with contextlib.suppress(ValueError):
+                host, port = _parse_address(address.removeprefix("tcp://"))
+                found.append(("tcp", host, str(port)))
     return found
 
 
 def _configured_relay_cursor(loaded: LoadedConfig) -> Path | None:
-    relay = getattr(loaded.config, "relay", None)
-    for name in ("cursor_file", "cursor_path", "cursor"):
-        value = getattr(relay, name, None) if relay is not None else None
-        if isinstance(value, str | Path):
-            path = Path(value)
-            return path if path.is_absolute() else loaded.path.parent / path
-    return None
+    """The relay's cursor file: `<relay.state_dir>/cursor.json`, relative to the config's directory."""
+    relay = _raw_toml(loaded.path).get("relay")
+    if not isinstance(relay, dict):
+        return None
+    state_dir = Path(str(relay.get("state_dir", "relay-state")))
+    return (state_dir if state_dir.is_absolute() else loaded.path.resolve().parent / state_dir) / "cursor.json"
 
 
 def _cursor_seq(data: Any) -> int:
     if isinstance(data, int) and not isinstance(data, bool):
         return data
     if isinstance(data, dict):
-        for key in ("acked_seq", "seq", "cursor"):
+        for key in ("seq", "acked_seq"):
             value = data.get(key)
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
-    raise ValueError("expected a seq number or an object with acked_seq / seq")
+    raise ValueError("expected a seq number or an object with seq")
 
 
 def _parse_address(address: str) -> tuple[str, int]:

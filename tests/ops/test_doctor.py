@@ -59,7 +59,7 @@ def running(tmp_path_factory):
 
 def test_a_healthy_store_is_all_green(running, listener, tmp_path):
     cursor = tmp_path / "relay-cursor.json"
-    cursor.write_text(json.dumps({"epoch": 1, "acked_seq": 3}))
+    cursor.write_text(json.dumps({"epoch": 1, "seq": 3, "hash": "0" * 64}))
     code, checks = _doctor(running.config, "--printer", f"127.0.0.1:{listener}", "--relay-cursor", str(cursor))
     assert code == 0, checks
     assert {name: c["status"] for name, c in checks.items()} == {
@@ -83,6 +83,26 @@ def test_the_human_report_names_every_check(running):
     for name in ("hub", "broker", "broker files", "disk", "clock", "database", "printers", "relay"):
         assert f" {name} " in result.stdout
     assert result.stdout.rstrip().endswith("All checks passed.")
+
+
+def test_printers_and_relay_cursor_come_from_the_config(running, listener, tmp_path):
+    loaded = load_config(running.config)
+    store_toml = tmp_path / "store.toml"
+    store_toml.write_text(
+        running.config.read_text()
+        + '\n[relay]\nstate_dir = "relay-state"\n'
+        + f'\n[[printers]]\nid = "kitchen-1"\naddress = "tcp://127.0.0.1:{listener}"\n'
+        + '\n[[printers]]\nid = "bar-1"\naddress = "serial:/dev/ttyUSB-storehub-missing?baud=9600"\n'
+    )
+    (tmp_path / "relay-state").mkdir()
+    (tmp_path / "relay-state" / "cursor.json").write_text(json.dumps({"epoch": 1, "seq": 2, "hash": "0" * 64}))
+    findings = {f.check: f for f in run_checks(loaded.model_copy(update={"path": store_toml}))}
+    assert findings["printers"].status == "fail"
+    assert (
+        findings["printers"].detail == "1 of 2 unreachable: /dev/ttyUSB-storehub-missing (no such device: unplugged?)"
+    )
+    assert findings["relay"].status == "ok"
+    assert "(cursor 2," in findings["relay"].detail
 
 
 def test_clock_behind_the_ledger_and_relay_lag(running, tmp_path):
