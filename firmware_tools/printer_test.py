@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DLE_EOT: Final = b"\x10\x04"
-STATUS_TIMEOUT_S: Final = 1.0
+STATUS_TIMEOUT_S: Final = 2.0
+CONFIRM_SILENCE_S: Final = 3.0
 CONFIRM_TIMEOUT_S: Final = 10.0
 _FIXED_MASK: Final = 0b10010011
 _FIXED_BITS: Final = 0b00010010
@@ -141,7 +142,7 @@ def _confirm(link: _Link, process_id: bytes) -> str:
     buffer = b""
     expected = b"\x37\x22" + process_id + b"\x00"
     while (remaining := deadline - time.monotonic()) > 0:
-        chunk = link.receive(1, min(remaining, STATUS_TIMEOUT_S * 2))
+        chunk = link.receive(1, min(remaining, CONFIRM_SILENCE_S))
         if not chunk:
             break  # a clone that never answers GS ( H
         buffer += chunk
