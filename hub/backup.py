@@ -294,6 +294,9 @@ def _stamp_epoch(path: Path, epoch: int) -> int:
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('epoch', ?)", (str(epoch),))
+        # Like the outbox, events not yet published at backup time belong to the old timeline.
+        head = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger").fetchone()[0]
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('published_seq', ?)", (str(head),))
         dropped = conn.execute("DELETE FROM outbox").rowcount
         conn.execute("COMMIT")
     finally:
