@@ -75,6 +75,12 @@ def test_backup_while_selling_then_restore_bumps_epoch_and_chain_still_verifies(
     assert _tickets(db) >= {"before-backup"}
     assert "after-backup" not in _tickets(db)
     assert json.loads(storehub("ledger", "verify", "--config", config).stdout)["ok"]
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        outbox = conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+    assert meta["epoch"] == "2"
+    assert meta["published_seq"] == str(result["head_seq"]), "nothing of the old timeline is re-sent"
+    assert outbox == 0
 
     hub.start()
     try:
