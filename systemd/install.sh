@@ -16,7 +16,7 @@
 #   --kiosk-user USER  run Chromium in kiosk mode on USER's desktop session
 #   --with-relay       enable the relay to central (configure [relay] first)
 #   --no-start         install and enable, but do not start anything now
-#   --render-only DIR  only render the unit files into DIR (no root needed; used by the tests)
+#   --render-only DIR  only render the units and a starting store.toml into DIR (no root; the tests use it)
 #   --bin DIR          directory holding the storehub executable (default PREFIX/current/bin)
 set -euo pipefail
 
@@ -82,8 +82,21 @@ render_all() {
   render "$UNITS/mosquitto.service.d/storehub.conf" "$dest/mosquitto.service.d/storehub.conf"
 }
 
+# render_config DIR NAME: a starting store config (and menu) for a real store in DIR: Mosquitto
+# under systemd on 1883 for the staff network, and no placeholder PINs (the hub refuses to start
+# until the bootstrap PINs are changed).
+render_config() {
+  install -m 0640 "$REPO/config/menu.example.toml" "$1/menu.toml"
+  sed -e "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" -e "s|^menu_file = .*|menu_file = \"menu.toml\"|" \
+      -e "s|^managed = .*|managed = false|" -e "s|^host = .*|host = \"0.0.0.0\"|" -e "s|^port = .*|port = 1883|" \
+      -e "s|^websockets_port = .*||" -e "s|^allow_placeholder_pins = .*|allow_placeholder_pins = false|" \
+      "$REPO/config/store.example.toml" > "$1/$2.new"
+  install -m 0640 "$1/$2.new" "$1/$2" && rm -f "$1/$2.new"
+}
+
 if [[ -n "$RENDER_ONLY" ]]; then
   render_all "$RENDER_ONLY"
+  render_config "$RENDER_ONLY" store.toml
   echo "rendered units into $RENDER_ONLY"
   exit 0
 fi
@@ -115,10 +128,8 @@ fi
 
 if [[ ! -f "$CONFIG" ]]; then
   echo "writing a starting config to $CONFIG (edit it: store id, name, staff PINs, tables)"
-  install -m 0640 -o root -g storehub "$REPO/config/menu.example.toml" "$(dirname "$CONFIG")/menu.toml"
-  sed -e "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" -e "s|^menu_file = .*|menu_file = \"menu.toml\"|" \
-      -e "s|^managed = .*|managed = false|" "$REPO/config/store.example.toml" > "$CONFIG.new"
-  install -m 0640 -o root -g storehub "$CONFIG.new" "$CONFIG" && rm -f "$CONFIG.new"
+  render_config "$(dirname "$CONFIG")" "$(basename "$CONFIG")"
+  chown root:storehub "$CONFIG" "$(dirname "$CONFIG")/menu.toml"
 fi
 
 echo "units"

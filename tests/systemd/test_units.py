@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hub.config import ConfigError, load_config
 from tests.hubproc import REPO
 
 INSTALL = REPO / "systemd" / "install.sh"
@@ -139,3 +140,17 @@ def test_install_refuses_bad_options(tmp_path, args, message):
     result = _install("--render-only", str(tmp_path), *args)
     assert result.returncode == 2
     assert message in result.stderr
+
+
+def test_the_starting_config_is_for_a_real_store(units, tmp_path):
+    config = units / "store.toml"
+    with pytest.raises(ConfigError, match="placeholder PIN"):
+        load_config(config)
+    text = config.read_text().replace("allow_placeholder_pins = false", "allow_placeholder_pins = true")
+    accepted = tmp_path / "store.toml"
+    accepted.write_text(text)
+    shutil.copy(units / "menu.toml", tmp_path / "menu.toml")
+    loaded = load_config(accepted).config
+    assert loaded.broker.managed is False
+    assert (loaded.broker.host, loaded.broker.port, loaded.broker.websockets_port) == ("0.0.0.0", 1883, None)  # noqa: S104 - the staff network
+    assert loaded.hub.data_dir == Path(DATA_DIR)
