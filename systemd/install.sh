@@ -18,6 +18,11 @@
 #   --no-start         install and enable, but do not start anything now
 #   --render-only DIR  only render the units and a starting store.toml into DIR (no root; the tests use it)
 #   --bin DIR          directory holding the storehub executable (default PREFIX/current/bin)
+#
+#   --upgrade          back up the database, install this checkout as PREFIX/releases/<version>,
+#                      point PREFIX/current at it (PREFIX/previous keeps the old one), restart
+#   --rollback         point PREFIX/current back at PREFIX/previous and restart (if the new release
+#                      migrated the database, also restore the pre-upgrade backup: docs/operations.md)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,6 +37,7 @@ RENDER_ONLY=""
 BIN=""
 WITH_RELAY=0
 START=1
+ACTION=install
 KDS=()
 
 die() { echo "install.sh: $*" >&2; exit 2; }
@@ -50,6 +56,8 @@ while [[ $# -gt 0 ]]; do
     --no-start) START=0; shift ;;
     --render-only) need_value "$@"; RENDER_ONLY="$2"; shift 2 ;;
     --bin) need_value "$@"; BIN="$2"; shift 2 ;;
+    --upgrade) ACTION=upgrade; shift ;;
+    --rollback) ACTION=rollback; shift ;;
     -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -98,6 +106,54 @@ if [[ -n "$RENDER_ONLY" ]]; then
   render_all "$RENDER_ONLY"
   render_config "$RENDER_ONLY" store.toml
   echo "rendered units into $RENDER_ONLY"
+  exit 0
+fi
+
+# restart_units: restart what runs StoreHub code (not Mosquitto, not the kiosk).
+restart_units() {
+  [[ $START -eq 1 ]] || { echo "not restarting (--no-start): systemctl restart storehub-hub when ready"; return; }
+  systemctl daemon-reload
+  systemctl try-restart storehub-hub.service storehub-relay.service 'storehub-kds@*.service'
+}
+
+# switch_release TARGET: PREFIX/current → TARGET, PREFIX/previous → the release current pointed at.
+switch_release() {
+  local old
+  old="$(readlink "$PREFIX/current" || true)"
+  [[ "$old" != "$1" ]] || die "$1 is already the current release"
+  [[ -n "$old" ]] && ln -sfn "$old" "$PREFIX/previous.new" && mv -T "$PREFIX/previous.new" "$PREFIX/previous"
+  ln -sfn "$1" "$PREFIX/current.new" && mv -T "$PREFIX/current.new" "$PREFIX/current"
+  echo "current release: $1${old:+ (previous: $old)}"
+}
+
+if [[ $ACTION == rollback ]]; then
+  previous="$(readlink "$PREFIX/previous" || true)"
+  [[ -n "$previous" && -x "$previous/bin/storehub" ]] || die "no previous release in $PREFIX to roll back to"
+  [[ $START -eq 0 || $(id -u) -eq 0 ]] || die "run as root (sudo $0 --rollback), or add --no-start"
+  switch_release "$previous"
+  restart_units
+  exit 0
+fi
+
+if [[ $ACTION == upgrade ]]; then
+  [[ $START -eq 0 || $(id -u) -eq 0 ]] || die "run as root (sudo $0 --upgrade), or add --no-start"
+  version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml" | head -1)"
+  release="$PREFIX/releases/$version"
+  if [[ -x "$PREFIX/current/bin/storehub" && -f "$CONFIG" ]]; then
+    echo "backing up the database before the upgrade"
+    runner=()  # as root, run the backup as the database owner (the files it writes stay its own)
+    if [[ $(id -u) -eq 0 ]] && id storehub >/dev/null 2>&1; then runner=(runuser -u storehub --); fi
+    "${runner[@]}" "$PREFIX/current/bin/storehub" backup run --config "$CONFIG" --dest "$BACKUP_DIR" \
+      --keep-days "$KEEP_DAYS" || die "the pre-upgrade backup failed: not upgrading"
+  fi
+  if [[ ! -x "$release/bin/storehub" ]]; then
+    echo "installing StoreHub $version into $release"
+    rm -rf "$release"  # a venv cannot be moved (absolute paths inside): build it in place, or remove it
+    { python3 -m venv "$release" && "$release/bin/pip" install -q "$REPO"; } \
+      || { rm -rf "$release"; die "installing StoreHub $version failed; the current release is unchanged"; }
+  fi
+  switch_release "$release"
+  restart_units
   exit 0
 fi
 

@@ -154,3 +154,65 @@ def test_the_starting_config_is_for_a_real_store(units, tmp_path):
     assert loaded.broker.managed is False
     assert (loaded.broker.host, loaded.broker.port, loaded.broker.websockets_port) == ("0.0.0.0", 1883, None)  # noqa: S104 - the staff network
     assert loaded.hub.data_dir == Path(DATA_DIR)
+
+
+def _fake_release(prefix: Path, version: str, *, backup_exit: int = 0) -> Path:
+    """A release directory whose `storehub` records how it was called."""
+    release = prefix / "releases" / version
+    (release / "bin").mkdir(parents=True)
+    script = release / "bin" / "storehub"
+    script.write_text(f'#!/bin/sh\necho "$@" >> "{prefix}/calls-{version}"\nexit {backup_exit}\n')
+    script.chmod(0o755)
+    return release
+
+
+def _version() -> str:
+    for line in (REPO / "pyproject.toml").read_text().splitlines():
+        if line.startswith("version = "):
+            return line.split('"')[1]
+    raise AssertionError("no version in pyproject.toml")
+
+
+def test_upgrade_backs_up_first_then_switches_and_rollback_switches_back(tmp_path):
+    prefix = tmp_path / "opt"
+    old = _fake_release(prefix, "0.0.9")
+    new = _fake_release(prefix, _version())  # already built: no pip in this test
+    (prefix / "current").symlink_to(old)
+    config = tmp_path / "store.toml"
+    config.write_text("")
+    common = ["--prefix", str(prefix), "--config", str(config), "--backup-dir", str(tmp_path / "bk"), "--no-start"]
+
+    upgraded = _install("--upgrade", *common)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (prefix / "calls-0.0.9").read_text().split() == [
+        "backup", "run", "--config", str(config), "--dest", str(tmp_path / "bk"), "--keep-days", "14",
+    ]  # fmt: skip
+    assert (prefix / "current").resolve() == new
+    assert (prefix / "previous").resolve() == old
+
+    rolled = _install("--rollback", *common)
+    assert rolled.returncode == 0, rolled.stderr
+    assert (prefix / "current").resolve() == old
+    assert (prefix / "previous").resolve() == new
+
+
+def test_upgrade_refuses_when_the_backup_fails(tmp_path):
+    prefix = tmp_path / "opt"
+    old = _fake_release(prefix, "0.0.9", backup_exit=2)
+    _fake_release(prefix, _version())
+    (prefix / "current").symlink_to(old)
+    config = tmp_path / "store.toml"
+    config.write_text("")
+    result = _install("--upgrade", "--prefix", str(prefix), "--config", str(config), "--no-start")
+    assert result.returncode == 2
+    assert "the pre-upgrade backup failed: not upgrading" in result.stderr
+    assert (prefix / "current").resolve() == old
+
+
+def test_rollback_without_a_previous_release(tmp_path):
+    prefix = tmp_path / "opt"
+    (prefix / "current").parent.mkdir(parents=True)
+    (prefix / "current").symlink_to(_fake_release(prefix, "0.0.9"))
+    result = _install("--rollback", "--prefix", str(prefix), "--no-start")
+    assert result.returncode == 2
+    assert "no previous release" in result.stderr
