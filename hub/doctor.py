@@ -39,6 +39,8 @@ DISK_FAIL_BYTES: Final = 256 * MIB
 DISK_WARN_BYTES: Final = 1024 * MIB
 DISK_WARN_FRACTION: Final = 0.10
 RELAY_WARN_LAG_S: Final = 15 * 60
+BACKUP_WARN_AGE_S: Final = 2 * 3600
+BACKUP_FAIL_AGE_S: Final = 26 * 3600
 NETWORK_TIMEOUT_S: Final = 3.0
 MQTT_NOT_AUTHORIZED: Final = (4, 5)
 DEFAULT_PRINTER_PORT: Final = 9100
@@ -60,6 +62,7 @@ class Options:
 
     printers: tuple[str, ...] = ()
     relay_cursor: Path | None = None
+    backup_dir: Path | None = None
     now: datetime | None = None
 
 
@@ -76,13 +79,17 @@ def run_checks(loaded: LoadedConfig, options: Options | None = None) -> list[Fin
         ("database", lambda: check_database(loaded)),
         ("printers", lambda: check_printers(loaded, options.printers)),
         ("relay", lambda: check_relay(loaded, options.relay_cursor, now)),
+        ("backups", lambda: check_backups(options.backup_dir, now)),
     ]
     findings = []
     for name, check in checks:
         try:
             findings.append(check())
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
-            findings.append(Finding(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}"))
+            if isinstance(exc, PermissionError) or "unable to open database" in str(exc):
+                findings.append(Finding(name, "fail", f"cannot read the store's files: {exc}", _AS_OWNER))
+            else:
+                findings.append(Finding(name, "fail", f"the check itself failed: {type(exc).__name__}: {exc}"))
     return findings
 
 
@@ -179,8 +186,11 @@ def check_broker_files(loaded: LoadedConfig) -> Finding:
     if stale:
         problems.append(f"passwd holds old passwords for {', '.join(stale)}")
     secret = loaded.data_dir / HUB_SECRET_NAME
-    if HUB_USERNAME in passwd and secret.exists() and not _hash_matches(passwd[HUB_USERNAME], secret):
-        problems.append("the hub's own password does not match hub.secret")
+    if HUB_USERNAME in passwd and secret.exists():
+        if not os.access(secret, os.R_OK):
+            return Finding("broker files", "fail", f"cannot read {secret}", _AS_OWNER)
+        if not _hash_matches(passwd[HUB_USERNAME], secret):
+            problems.append("the hub's own password does not match hub.secret")
     if files.acl.read_text(encoding="utf-8") != render_acl(users):
         problems.append("acl differs from the registry")
     if problems:
@@ -306,6 +316,27 @@ def check_relay(loaded: LoadedConfig, cursor_file: Path | None, now: datetime) -
     return Finding("relay", "ok", detail)
 
 
+def check_backups(backup_dir: Path | None, now: datetime) -> Finding:
+    """The newest backup is recent (the timer runs hourly): warn after 2 h, fail after 26 h."""
+    from hub.backup import list_backups  # noqa: PLC0415
+
+    if backup_dir is None:
+        return Finding("backups", "skip", "no --backup-dir given")
+    if not backup_dir.is_dir():
+        return Finding("backups", "fail", f"{backup_dir}: no such directory (backup medium not mounted?)", _BACKUP)
+    backups = list_backups(backup_dir)
+    if not backups:
+        return Finding("backups", "fail", f"no backup in {backup_dir}", _BACKUP)
+    taken, newest = backups[-1]
+    age = (now - taken).total_seconds()
+    detail = f"{len(backups)} backup(s), newest {newest.name} ({_duration(max(age, 0))} old)"
+    if age > BACKUP_FAIL_AGE_S:
+        return Finding("backups", "fail", detail, _BACKUP)
+    if age > BACKUP_WARN_AGE_S:
+        return Finding("backups", "warn", detail, _BACKUP)
+    return Finding("backups", "ok", detail)
+
+
 # -- MQTT probe ----------------------------------------------------------------------------------
 def mqtt_anonymous_connect(host: str, port: int, timeout: float) -> int:
     """Send an MQTT 3.1.1 CONNECT without credentials; return the CONNACK return code."""
@@ -345,6 +376,7 @@ def register(subparsers: Any) -> None:
         "--printer", action="append", default=[], metavar="HOST[:PORT]", help="also check this network printer"
     )
     doctor.add_argument("--relay-cursor", type=Path, help="the relay's cursor file (to report its lag)")
+    doctor.add_argument("--backup-dir", type=Path, help="where the backup timer writes (to check the newest is recent)")
     doctor.set_defaults(handler=_cli)
 
 
@@ -359,7 +391,9 @@ def _cli(args: argparse.Namespace) -> int:
     except ValueError as exc:
         sys.stderr.write(f"storehub: {exc}\n")
         return EXIT_USAGE
-    findings = run_checks(loaded, Options(printers=printers, relay_cursor=args.relay_cursor))
+    findings = run_checks(
+        loaded, Options(printers=printers, relay_cursor=args.relay_cursor, backup_dir=args.backup_dir)
+    )
     if args.json:
         sys.stdout.write(json.dumps({"ok": exit_code(findings) == 0, "checks": [asdict(f) for f in findings]}) + "\n")
     else:
@@ -371,6 +405,8 @@ def _cli(args: argparse.Namespace) -> int:
 _START_HUB: Final = "start it: systemctl start storehub-hub (logs: journalctl -u storehub-hub)"
 _RESTART_HUB: Final = "restart the hub (systemctl restart storehub-hub): it rewrites the broker files at start"
 _CHECK_BROKER: Final = "systemctl status mosquitto; journalctl -u mosquitto; storehub-broker-reload.path enabled?"
+_AS_OWNER: Final = "run storehub doctor as root or as the storehub user (sudo -u storehub storehub doctor …)"
+_BACKUP: Final = "systemctl status storehub-backup.timer storehub-backup.service; is the backup medium mounted?"
 _RESTORE: Final = "stop the hub and restore the newest backup: storehub backup restore (docs/operations.md)"
 
 

@@ -60,7 +60,17 @@ def running(tmp_path_factory):
 def test_a_healthy_store_is_all_green(running, listener, tmp_path):
     cursor = tmp_path / "relay-cursor.json"
     cursor.write_text(json.dumps({"epoch": 1, "seq": 3, "hash": "0" * 64}))
-    code, checks = _doctor(running.config, "--printer", f"127.0.0.1:{listener}", "--relay-cursor", str(cursor))
+    backups = tmp_path / "backups"
+    storehub("backup", "run", "--config", str(running.config), "--dest", str(backups))
+    code, checks = _doctor(
+        running.config,
+        "--printer",
+        f"127.0.0.1:{listener}",
+        "--relay-cursor",
+        str(cursor),
+        "--backup-dir",
+        str(backups),
+    )
     assert code == 0, checks
     assert {name: c["status"] for name, c in checks.items()} == {
         "hub": "ok",
@@ -71,6 +81,7 @@ def test_a_healthy_store_is_all_green(running, listener, tmp_path):
         "database": "ok",
         "printers": "ok",
         "relay": "ok",
+        "backups": "ok",
     }
     assert "refuses anonymous clients" in checks["broker"]["detail"]
     assert "2 active device(s)" in checks["broker files"]["detail"]
@@ -80,7 +91,7 @@ def test_a_healthy_store_is_all_green(running, listener, tmp_path):
 def test_the_human_report_names_every_check(running):
     result = storehub("doctor", "--config", str(running.config))
     assert result.returncode == 0
-    for name in ("hub", "broker", "broker files", "disk", "clock", "database", "printers", "relay"):
+    for name in ("hub", "broker", "broker files", "disk", "clock", "database", "printers", "relay", "backups"):
         assert f" {name} " in result.stdout
     assert result.stdout.rstrip().endswith("All checks passed.")
 
@@ -103,6 +114,24 @@ def test_printers_and_relay_cursor_come_from_the_config(running, listener, tmp_p
     )
     assert findings["relay"].status == "ok"
     assert "(cursor 2," in findings["relay"].detail
+
+
+def test_stale_or_missing_backups(running, tmp_path):
+    loaded = load_config(running.config)
+    storehub("backup", "run", "--config", str(running.config), "--dest", str(tmp_path))
+    findings = {
+        f.check: f for f in run_checks(loaded, Options(backup_dir=tmp_path, now=datetime.now(UTC) + timedelta(hours=3)))
+    }
+    assert findings["backups"].status == "warn"
+    assert "(3.0 h old)" in findings["backups"].detail
+    findings = {
+        f.check: f for f in run_checks(loaded, Options(backup_dir=tmp_path, now=datetime.now(UTC) + timedelta(days=2)))
+    }
+    assert findings["backups"].status == "fail"
+    assert findings["backups"].fix
+    findings = {f.check: f for f in run_checks(loaded, Options(backup_dir=tmp_path / "unmounted"))}
+    assert findings["backups"].status == "fail"
+    assert "backup medium not mounted?" in findings["backups"].detail
 
 
 def test_clock_behind_the_ledger_and_relay_lag(running, tmp_path):
