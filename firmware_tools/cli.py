@@ -312,4 +312,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the module under its package name, so `FwCliError` raised by lazily imported submodules
+    # (which import `firmware_tools.cli`) is the class `main` catches.
+    from firmware_tools.cli import main as package_main
+
+    sys.exit(package_main())

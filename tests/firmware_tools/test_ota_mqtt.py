@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +29,7 @@ from hub.contract.envelopes import DeviceJob, encode
 from hub.contract.topics import Topics
 from hub.contract.types import format_time
 from tests.firmware_tools.conftest import FAST
+from tests.hubproc import REPO
 from tests.mqtt_helpers import free_port, wait_until
 
 STORE = "fw-store"
@@ -214,3 +217,45 @@ def test_a_device_refuses_a_downgrade_offered_directly(fleet, controller, firmwa
     assert device.results[-1]["ok"] is False
     assert device.results[-1]["detail"].startswith("downgrade:")
     assert device.fw == "1.0.0"
+
+
+def test_storehub_fw_rollout_drives_a_wave_to_completion(fleet, controller, firmware, broker, tmp_path):
+    _set_shift(controller, open_=False)
+    manifest = tmp_path / "manifest.json"
+    found = firmware["store"].get("drawer", "1.1.0")
+    assert found is not None
+    manifest.write_text(manifest_json(found[0]))
+    password = tmp_path / "password"
+    password.write_text(PASSWORDS["fw-rollout"])
+    controller.disconnect()  # the CLI takes the controller's account (one session per client id)
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "firmware_tools.cli", "rollout", str(manifest),
+            "--url", f"{firmware['base']}/drawer/1.1.0/image", "--store", STORE, "--percent", "20",
+            "--broker-port", str(broker), "--username", "fw-rollout", "--password-file", str(password),
+            "--interval", "0.2", "--max-duration", "60",
+        ],
+        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr + result.stdout
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["state"] == "complete"
+    assert final["target"] == 1
+    (device_id,) = final["succeeded"]
+    assert fleet[device_id].fw == "1.1.0"
+
+
+def test_storehub_fw_rollout_refuses_bad_input(tmp_path):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text("{}")
+    password = tmp_path / "password"
+    password.write_text("x")
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "firmware_tools.cli", "rollout", str(manifest), "--url", "http://x/", "--store",
+            STORE, "--percent", "20", "--username", "u", "--password-file", str(password),
+        ],
+        capture_output=True, text=True, timeout=60, cwd=REPO, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "device_kind: Field required" in result.stderr
