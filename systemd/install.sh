@@ -14,6 +14,7 @@
 #   --keep-days N      backup retention in days                                     [14]
 #   --kds DEVICE_ID    run a kitchen screen for this KDS device (repeatable)
 #   --kiosk-user USER  run Chromium in kiosk mode on USER's desktop session
+#   --kiosk-url URL    what the kiosk shows (written to /etc/storehub/kiosk.env)   [http://127.0.0.1:8080/]
 #   --with-relay       enable the relay to central (configure [relay] first)
 #   --no-start         install and enable, but do not start anything now
 #   --render-only DIR  only render the units and a starting store.toml into DIR (no root; the tests use it)
@@ -33,6 +34,7 @@ DATA_DIR=/var/lib/storehub
 BACKUP_DIR=/var/backups/storehub
 KEEP_DAYS=14
 KIOSK_USER=""
+KIOSK_URL=""
 RENDER_ONLY=""
 BIN=""
 WITH_RELAY=0
@@ -52,17 +54,19 @@ while [[ $# -gt 0 ]]; do
     --keep-days) need_value "$@"; KEEP_DAYS="$2"; shift 2 ;;
     --kds) need_value "$@"; KDS+=("$2"); shift 2 ;;
     --kiosk-user) need_value "$@"; KIOSK_USER="$2"; shift 2 ;;
+    --kiosk-url) need_value "$@"; KIOSK_URL="$2"; shift 2 ;;
     --with-relay) WITH_RELAY=1; shift ;;
     --no-start) START=0; shift ;;
     --render-only) need_value "$@"; RENDER_ONLY="$2"; shift 2 ;;
     --bin) need_value "$@"; BIN="$2"; shift 2 ;;
     --upgrade) ACTION=upgrade; shift ;;
     --rollback) ACTION=rollback; shift ;;
-    -h|--help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
 
+[[ -z "$KIOSK_URL" || "$KIOSK_URL" =~ ^https?://[^[:space:]]+$ ]] || die "--kiosk-url must be an http(s) URL, got $KIOSK_URL"
 [[ "$KEEP_DAYS" =~ ^[1-9][0-9]*$ ]] || die "--keep-days must be a whole number of days ≥ 1, got $KEEP_DAYS"
 for path in "$PREFIX" "$CONFIG" "$DATA_DIR" "$BACKUP_DIR"; do
   [[ "$path" == /* ]] || die "paths must be absolute, got $path"
@@ -196,6 +200,13 @@ enable=(storehub-broker-reload.path storehub-hub.service storehub-backup.timer m
 for id in "${KDS[@]}"; do enable+=("storehub-kds@$id.service"); done
 if [[ -n "$KIOSK_USER" ]]; then
   id "$KIOSK_USER" >/dev/null 2>&1 || die "--kiosk-user $KIOSK_USER: no such user"
+  if [[ -n "$KIOSK_URL" ]]; then
+    kiosk_env="$(dirname "$CONFIG")/kiosk.env"
+    touch "$kiosk_env"
+    grep -v '^STOREHUB_KIOSK_URL=' "$kiosk_env" > "$kiosk_env.new" || true
+    echo "STOREHUB_KIOSK_URL=$KIOSK_URL" >> "$kiosk_env.new"
+    install -m 0644 "$kiosk_env.new" "$kiosk_env" && rm -f "$kiosk_env.new"
+  fi
   enable+=(storehub-kiosk.service)
 fi
 if [[ $START -eq 1 ]]; then

@@ -134,6 +134,7 @@ def test_backup_keeps_the_chosen_number_of_days(tmp_path):
         (["--kds", "Bad_Id"], "device ids are"),
         (["--frobnicate"], "unknown option --frobnicate"),
         (["--config"], "--config needs a value"),
+        (["--kiosk-url", "javascript:alert(1)"], "--kiosk-url must be an http(s) URL"),
     ],
 )
 def test_install_refuses_bad_options(tmp_path, args, message):
@@ -216,3 +217,10 @@ def test_rollback_without_a_previous_release(tmp_path):
     result = _install("--rollback", "--prefix", str(prefix), "--no-start")
     assert result.returncode == 2
     assert "no previous release" in result.stderr
+
+
+def test_help_lists_every_option():
+    result = _install("--help")
+    assert result.returncode == 0
+    for option in ("--prefix", "--kds", "--kiosk-url", "--render-only", "--upgrade", "--rollback"):
+        assert option in result.stdout
