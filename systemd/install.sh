@@ -35,6 +35,7 @@ BACKUP_DIR=/var/backups/storehub
 KEEP_DAYS=14
 KIOSK_USER=""
 KIOSK_URL=""
+RUN_DIR=/run/storehub-broker  # RuntimeDirectory= of storehub-broker-reload; tests render another
 RENDER_ONLY=""
 BIN=""
 WITH_RELAY=0
@@ -59,6 +60,7 @@ while [[ $# -gt 0 ]]; do
     --no-start) START=0; shift ;;
     --render-only) need_value "$@"; RENDER_ONLY="$2"; shift 2 ;;
     --bin) need_value "$@"; BIN="$2"; shift 2 ;;
+    --run-dir) need_value "$@"; RUN_DIR="$2"; shift 2 ;;  # tests only
     --upgrade) ACTION=upgrade; shift ;;
     --rollback) ACTION=rollback; shift ;;
     -h|--help) sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -68,7 +70,7 @@ done
 
 [[ -z "$KIOSK_URL" || "$KIOSK_URL" =~ ^https?://[^[:space:]]+$ ]] || die "--kiosk-url must be an http(s) URL, got $KIOSK_URL"
 [[ "$KEEP_DAYS" =~ ^[1-9][0-9]*$ ]] || die "--keep-days must be a whole number of days ≥ 1, got $KEEP_DAYS"
-for path in "$PREFIX" "$CONFIG" "$DATA_DIR" "$BACKUP_DIR"; do
+for path in "$PREFIX" "$CONFIG" "$DATA_DIR" "$BACKUP_DIR" "$RUN_DIR"; do
   [[ "$path" == /* ]] || die "paths must be absolute, got $path"
   [[ "$path" != *[[:space:]]* ]] || die "paths must not contain spaces, got '$path'"
 done
@@ -81,7 +83,7 @@ BIN="${BIN:-$PREFIX/current/bin}"
 render() {
   sed -e "s|@BIN@|$BIN|g" -e "s|@CONFIG@|$CONFIG|g" -e "s|@DATA_DIR@|$DATA_DIR|g" \
       -e "s|@BACKUP_DIR@|$BACKUP_DIR|g" -e "s|@KEEP_DAYS@|$KEEP_DAYS|g" \
-      -e "s|@KIOSK_USER@|${KIOSK_USER:-root}|g" "$1" > "$2"
+      -e "s|@KIOSK_USER@|${KIOSK_USER:-root}|g" -e "s|@RUN_DIR@|$RUN_DIR|g" "$1" > "$2"
   if grep -q '@[A-Z_]*@' "$2"; then die "$2: unrendered placeholder $(grep -o '@[A-Z_]*@' "$2" | head -1)"; fi
 }
 
