@@ -5,6 +5,10 @@ read-only connection (a WAL reader never blocks the writer), the copy is checked
 (`integrity_check`, the ledger's hash chain) and only then renamed into place as
 `hub-YYYYMMDDTHHMMSSZ.db`. Copies older than the retention are deleted, never the newest one.
 
+The store CA (`<data_dir>/tls`, docs/tls.md) is archived beside each backup as
+`hub-YYYYMMDDTHHMMSSZ.tls.tar` (0600): a hub restored without it would make a new CA and every
+device would have to be paired again.
+
 A restore (`storehub backup restore`) refuses while the hub runs (it takes the data directory's
 lock), checks the backup the same way, keeps the replaced database aside as
 `hub.db.replaced-<time>` and bumps the ledger `epoch` (CONTRACT.md, "Ledger and relay"): seq and the
@@ -23,6 +27,7 @@ import re
 import shutil
 import sqlite3
 import sys
+import tarfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +42,8 @@ if TYPE_CHECKING:
 BACKUP_PATTERN: Final = re.compile(r"^hub-(\d{8}T\d{6}Z)\.db$")
 STAMP_FORMAT: Final = "%Y%m%dT%H%M%SZ"
 SPACE_MARGIN: Final = 1.1
+TLS_DIR: Final = "tls"
+TLS_FILES: Final = ("ca.crt", "ca.key", "server.crt", "server.key")
 LEDGER_COLUMNS: Final = "seq, epoch, at, type, actor, device, cmd, data, prev_hash, hash"
 EXIT_REFUSED: Final = 2
 
@@ -63,6 +70,7 @@ class BackupResult:
     head_seq: int
     epoch: int
     deleted: list[str]
+    tls: str | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class RestoreResult:
     previous_head_seq: int | None
     replaced_kept_at: str | None
     outbox_dropped: int
+    tls_restored: bool = False
 
 
 def run_backup(
@@ -100,18 +109,38 @@ def run_backup(
     if final.exists():
         raise BackupError(f"{final} already exists (two backups in the same second?)")
     partial = dest / f".{final.name}.partial"
+    tls_final = tls_archive(final)
+    tls_partial = dest / f".{tls_final.name}.partial"
     try:
         _copy(_open_readonly(db_path), partial)
         snapshot = check_database(partial, verify_chain=verify_chain)
         _fsync(partial)
+        # The store CA goes with the database (docs/tls.md): a hub restored without it makes a new CA,
+        # and every device would have to be paired again. It is in place before the database is.
+        has_tls = _archive_tls(db_path.parent / TLS_DIR, tls_partial)
+        if has_tls:
+            tls_partial.rename(tls_final)
         partial.rename(final)
         _fsync(dest)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+        for leftover in (partial, tls_partial):
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
         raise
     deleted = prune(dest, keep_days=keep_days, now=now, keep=final)
-    return BackupResult(str(final), final.stat().st_size, snapshot.head_seq, snapshot.epoch, deleted)
+    return BackupResult(
+        str(final),
+        final.stat().st_size,
+        snapshot.head_seq,
+        snapshot.epoch,
+        deleted,
+        str(tls_final) if has_tls else None,
+    )
+
+
+def tls_archive(backup: Path) -> Path:
+    """The store CA archive that goes with a backup: `hub-<time>.tls.tar` beside `hub-<time>.db`."""
+    return backup.with_name(backup.name.removesuffix(".db") + ".tls.tar")
 
 
 def prune(dest: Path, *, keep_days: int, now: datetime, keep: Path | None = None) -> list[str]:
@@ -125,6 +154,7 @@ def prune(dest: Path, *, keep_days: int, now: datetime, keep: Path | None = None
     for taken, path in backups:
         if taken < cutoff and path not in (newest, keep):
             path.unlink()
+            tls_archive(path).unlink(missing_ok=True)
             deleted.append(str(path))
     return deleted
 
@@ -185,6 +215,7 @@ def restore(backup: Path, loaded: LoadedConfig, *, now: datetime | None = None) 
         )
     try:
         snapshot = check_database(backup)
+        _check_tls_archive(tls_archive(backup))
         live = data_dir / DB_NAME
         previous = _describe_live(live)
         new_epoch = max(snapshot.epoch, previous.epoch if previous else 0) + 1
@@ -202,6 +233,7 @@ def restore(backup: Path, loaded: LoadedConfig, *, now: datetime | None = None) 
                 if source.exists():
                     source.rename(target)
         staging.rename(live)
+        tls_restored = _restore_tls(tls_archive(backup), data_dir / TLS_DIR, now)
         _fsync(data_dir)
     finally:
         lock.release()
@@ -213,6 +245,7 @@ def restore(backup: Path, loaded: LoadedConfig, *, now: datetime | None = None) 
         previous_head_seq=previous.head_seq if previous else None,
         replaced_kept_at=str(kept_at) if kept_at else None,
         outbox_dropped=dropped,
+        tls_restored=tls_restored,
     )
 
 
@@ -339,6 +372,59 @@ def _verify_chain(path: Path) -> None:
             prev, expected = entry.hash, expected + 1
     finally:
         conn.close()
+
+
+def _archive_tls(directory: Path, target: Path) -> bool:
+    """Write the store CA and server certificate files into a tar (0600); False when there is no CA."""
+    present = [name for name in TLS_FILES if (directory / name).is_file()]
+    if not present:
+        return False
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle, tarfile.open(fileobj=handle, mode="w") as tar:
+        for name in present:
+            tar.add(directory / name, arcname=name, recursive=False)
+    _fsync(target)
+    return True
+
+
+def _check_tls_archive(archive: Path) -> None:
+    if not archive.exists():
+        return
+    try:
+        with tarfile.open(archive) as tar:
+            members = tar.getmembers()
+    except (tarfile.TarError, OSError) as exc:
+        raise BackupError(f"{archive}: not a readable archive: {exc}") from exc
+    names = {m.name for m in members}
+    if not names <= set(TLS_FILES) or not all(m.isfile() for m in members):
+        raise BackupError(f"{archive}: unexpected entries {sorted(names - set(TLS_FILES))}; refusing to restore it")
+    if ("ca.crt" in names) != ("ca.key" in names):
+        raise BackupError(f"{archive}: holds the CA certificate or its key, not both")
+
+
+def _restore_tls(archive: Path, directory: Path, now: datetime) -> bool:
+    """Put the archived store CA back; a different CA in place is kept aside. False without an archive."""
+    if not archive.exists():
+        return False  # a backup from a store without TLS: whatever is in place stays
+    staging = directory.with_name(f".{directory.name}.restoring")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700)
+    with tarfile.open(archive) as tar:
+        tar.extractall(staging, filter="data")  # names were checked: plain files, no paths
+    for member in staging.iterdir():
+        member.chmod(0o644 if member.name.endswith(".crt") else 0o640)
+    if directory.exists():
+        same = all(
+            (staging / name).read_bytes() == (directory / name).read_bytes()
+            for name in TLS_FILES
+            if (staging / name).exists() and (directory / name).exists()
+        )
+        if same:
+            shutil.rmtree(staging)
+            return True
+        directory.rename(directory.with_name(f"{directory.name}.replaced-{now.strftime(STAMP_FORMAT)}"))
+    staging.rename(directory)
+    return True
 
 
 def _with_sidecars(path: Path) -> list[Path]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import tarfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from hub.backup import BackupError, list_backups, prune, run_backup
+from hub.tls import ensure_store_pki
 from tests.hubproc import STAFF, HubProcess, storehub, write_config
 
 
@@ -183,3 +185,46 @@ def test_prune_of_an_empty_directory_deletes_nothing(tmp_path):
     assert prune(tmp_path, keep_days=1, now=datetime.now(UTC)) == []
     with pytest.raises(BackupError, match="nothing to back up"):
         run_backup(tmp_path / "hub.db", tmp_path / "dest", keep_days=1)
+
+
+def test_the_store_ca_is_backed_up_and_restored_with_the_database(stopped_store, tmp_path):
+    config, db = stopped_store
+    tls = db.parent / "tls"
+    ensure_store_pki(tls, "test-store", ["hub.local"])
+    ca_key = (tls / "ca.key").read_bytes()
+    dest = tmp_path / "bk"
+    result = json.loads(storehub("backup", "run", "--config", str(config), "--dest", str(dest)).stdout)
+    archive = Path(result["tls"])
+    assert archive.name == Path(result["path"]).name.removesuffix(".db") + ".tls.tar"
+    assert oct(archive.stat().st_mode & 0o777) == "0o600", "the archive holds the CA key"
+
+    shutil.rmtree(tls)  # the disk died: a new SD card, no CA
+    restored = json.loads(storehub("backup", "restore", "--config", str(config), "--from", result["path"]).stdout)
+    assert restored["tls_restored"] is True
+    assert (tls / "ca.key").read_bytes() == ca_key, "paired devices keep trusting the hub"
+    assert ensure_store_pki(tls, "test-store", ["hub.local"]).ca_cert.exists()
+
+    other = tmp_path / "other-ca"
+    ensure_store_pki(other, "test-store", ["hub.local"])
+    shutil.rmtree(tls)
+    shutil.copytree(other, tls)
+    storehub("backup", "restore", "--config", str(config), "--from", result["path"])
+    assert (tls / "ca.key").read_bytes() == ca_key
+    kept = [p for p in tls.parent.iterdir() if p.name.startswith("tls.replaced-")]
+    assert len(kept) == 1, "a different CA in place is kept aside, never deleted"
+    assert (kept[0] / "ca.key").read_bytes() == (other / "ca.key").read_bytes()
+
+
+def test_restore_refuses_an_archive_with_unexpected_entries(stopped_store, tmp_path):
+    config, db = stopped_store
+    backup = tmp_path / "hub-20260101T000000Z.db"
+    shutil.copy(db, backup)
+    evil = tmp_path / "evil"
+    evil.write_text("x")
+    with tarfile.open(tmp_path / "hub-20260101T000000Z.tls.tar", "w") as tar:
+        tar.add(evil, arcname="../../etc/cron.d/evil")
+    before = db.read_bytes()
+    result = storehub("backup", "restore", "--config", str(config), "--from", str(backup), check=False)
+    assert result.returncode == 2
+    assert "unexpected entries" in result.stderr
+    assert db.read_bytes() == before
