@@ -40,6 +40,7 @@ DISK_WARN_BYTES: Final = 1024 * MIB
 DISK_WARN_FRACTION: Final = 0.10
 RELAY_WARN_LAG_S: Final = 15 * 60
 BACKUP_WARN_AGE_S: Final = 2 * 3600
+TLS_RENEW_DAYS: Final = 30
 BACKUP_FAIL_AGE_S: Final = 26 * 3600
 NETWORK_TIMEOUT_S: Final = 3.0
 MQTT_NOT_AUTHORIZED: Final = (4, 5)
@@ -74,6 +75,7 @@ def run_checks(loaded: LoadedConfig, options: Options | None = None) -> list[Fin
         ("hub", lambda: check_hub(loaded)),
         ("broker", lambda: check_broker(loaded)),
         ("broker files", lambda: check_broker_files(loaded)),
+        ("tls", lambda: check_tls(loaded, now)),
         ("disk", lambda: check_disk(loaded.data_dir)),
         ("clock", lambda: check_clock(loaded, now)),
         ("database", lambda: check_database(loaded)),
@@ -153,6 +155,66 @@ def check_broker(loaded: LoadedConfig) -> Finding:
     if code not in MQTT_NOT_AUTHORIZED:
         return Finding("broker", "warn", f"{where} refused an anonymous client with code {code}")
     return Finding("broker", "ok", f"{where} answers MQTT and refuses anonymous clients")
+
+
+def check_tls(loaded: LoadedConfig, now: datetime) -> Finding:
+    """With `[tls] enabled`: the store CA's certificate for the names, not expiring, served by the broker."""
+    import ssl  # noqa: PLC0415
+
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+
+    tls = loaded.config.tls
+    if not tls.enabled:
+        return Finding("tls", "skip", "TLS is off ([tls] enabled = false)")
+    directory = loaded.data_dir / "tls"
+    ca_file, cert_file = directory / "ca.crt", directory / "server.crt"
+    if not directory.exists():
+        return Finding("tls", "fail", f"no {directory}: the hub makes the store CA at start", _RESTART_HUB)
+    if not os.access(directory, os.R_OK | os.X_OK):
+        return Finding("tls", "fail", f"cannot read {directory}", _AS_OWNER)
+    missing = [p.name for p in (ca_file, directory / "ca.key", cert_file, directory / "server.key") if not p.exists()]
+    if missing:
+        return Finding("tls", "fail", f"missing {', '.join(missing)} in {directory}", _RESTORE_CA)
+    ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
+    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return Finding("tls", "fail", "server.crt is not issued by the store CA (ca.crt)", _RESTART_HUB)
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    covered = {str(v) for v in sans.get_values_for_type(x509.DNSName)}
+    covered |= {str(v) for v in sans.get_values_for_type(x509.IPAddress)}
+    if absent := [n for n in tls.names if n not in covered]:
+        return Finding("tls", "fail", f"server.crt does not cover {', '.join(absent)}", _RESTART_HUB)
+    days_left = (cert.not_valid_after_utc - now).total_seconds() / 86400
+    host = "127.0.0.1" if loaded.config.broker.host in ("0.0.0.0", "") else loaded.config.broker.host  # noqa: S104
+    where = f"{host}:{tls.mqtt_port}"
+    context = ssl.create_default_context(cafile=str(ca_file))
+    try:
+        with (
+            socket.create_connection((host, tls.mqtt_port), timeout=NETWORK_TIMEOUT_S) as raw,
+            context.wrap_socket(raw, server_hostname=tls.names[0]) as wrapped,
+        ):
+            presented = wrapped.getpeercert(binary_form=True)
+    except ssl.SSLError as exc:
+        return Finding("tls", "fail", f"{where}: TLS handshake with the store CA failed: {exc}", _CHECK_BROKER)
+    except OSError as exc:
+        return Finding("tls", "fail", f"{where}: cannot connect: {exc.strerror or exc}", _CHECK_BROKER)
+    if presented != cert.public_bytes(_der()):
+        return Finding("tls", "fail", f"{where} presents another certificate than server.crt", _CHECK_BROKER)
+    detail = f"{where} verified by the store CA for {', '.join(tls.names)}; certificate valid {days_left:.0f} more days"
+    if days_left < 0:
+        return Finding("tls", "fail", detail, _RESTART_HUB)
+    if days_left < TLS_RENEW_DAYS:
+        return Finding("tls", "warn", detail + " (the hub re-issues it when it restarts)", _RESTART_HUB)
+    return Finding("tls", "ok", detail)
+
+
+def _der() -> Any:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
+    return serialization.Encoding.DER
 
 
 def check_broker_files(loaded: LoadedConfig) -> Finding:
@@ -407,6 +469,7 @@ _RESTART_HUB: Final = "restart the hub (systemctl restart storehub-hub): it rewr
 _CHECK_BROKER: Final = "systemctl status mosquitto; journalctl -u mosquitto; storehub-broker-reload.path enabled?"
 _AS_OWNER: Final = "run storehub doctor as root or as the storehub user (sudo -u storehub storehub doctor …)"
 _BACKUP: Final = "systemctl status storehub-backup.timer storehub-backup.service; is the backup medium mounted?"
+_RESTORE_CA: Final = "restore the store CA from the newest backup (storehub backup restore), never make a new one"
 _RESTORE: Final = "stop the hub and restore the newest backup: storehub backup restore (docs/operations.md)"
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from hub.config import load_config
 from hub.doctor import Options, exit_code, mqtt_anonymous_connect, run_checks
+from hub.tls import ensure_store_pki
 from tests.hubproc import HubProcess, storehub, write_config
 from tests.mqtt_helpers import free_port
 
@@ -76,6 +77,7 @@ def test_a_healthy_store_is_all_green(running, listener, tmp_path):
         "hub": "ok",
         "broker": "ok",
         "broker files": "ok",
+        "tls": "skip",
         "disk": "ok",
         "clock": "ok",
         "database": "ok",
@@ -244,3 +246,34 @@ def test_bad_input_exits_2(tmp_path, running):
     result = storehub("doctor", "--config", str(tmp_path / "missing.toml"), check=False)
     assert result.returncode == 2
     assert "no such file" in result.stderr
+
+
+@pytest.fixture
+def tls_store(tmp_path):
+    config = write_config(tmp_path / "store")
+    tls_port = free_port()
+    config.write_text(
+        f'[tls]\nenabled = true\nmqtt_port = {tls_port}\nnames = ["localhost", "127.0.0.1"]\n\n{config.read_text()}'
+    )
+    hub = HubProcess(config).start()
+    yield hub
+    hub.stop()
+
+
+def test_tls_is_checked_end_to_end(tls_store, tmp_path):
+    code, checks = _doctor(tls_store.config)
+    assert code == 0, checks
+    assert checks["tls"]["status"] == "ok"
+    assert "verified by the store CA for localhost, 127.0.0.1" in checks["tls"]["detail"]
+
+    loaded = load_config(tls_store.config)
+    soon = {f.check: f for f in run_checks(loaded, Options(now=datetime.now(UTC) + timedelta(days=800)))}
+    assert soon["tls"].status == "warn"
+    assert "re-issues it" in soon["tls"].detail
+
+    # A server certificate from another CA (a copied file, a forged hub) is caught.
+    other = ensure_store_pki(tmp_path / "other", "other-store", ["localhost", "127.0.0.1"])
+    (tls_store.data_dir / "tls" / "server.crt").write_bytes(other.server_cert.read_bytes())
+    broken = {f.check: f for f in run_checks(loaded)}
+    assert broken["tls"].status == "fail"
+    assert broken["tls"].detail == "server.crt is not issued by the store CA (ca.crt)"
