@@ -71,9 +71,8 @@ class TcpTransport:
     async def open(self) -> None:
         """Connect with a short timeout, TCP_NODELAY on."""
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.connect_timeout
-            )
+            async with asyncio.timeout(self.connect_timeout):  # not wait_for: it can lose a cancel on 3.11
+                self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         except (OSError, TimeoutError) as exc:
             raise Unreachable(f"{self.host}:{self.port}: {exc or 'connect timed out'}") from exc
         sock = self._writer.get_extra_info("socket") if self._writer is not None else None
@@ -86,7 +85,8 @@ class TcpTransport:
             raise ConnectionLost("not connected")
         try:
             self._writer.write(data)
-            await asyncio.wait_for(self._writer.drain(), self.write_timeout)
+            async with asyncio.timeout(self.write_timeout):
+                await self._writer.drain()
         except (OSError, TimeoutError) as exc:
             raise ConnectionLost(f"{self.host}:{self.port}: write failed: {exc or 'timed out'}") from exc
 
@@ -95,7 +95,8 @@ class TcpTransport:
         if self._reader is None:
             raise ConnectionLost("not connected")
         try:
-            data = await asyncio.wait_for(self._reader.read(256), timeout)
+            async with asyncio.timeout(timeout):
+                data = await self._reader.read(256)
         except TimeoutError:
             return b""
         except OSError as exc:

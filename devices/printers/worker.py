@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from devices.printers.status import PrinterStatus
 
 log = logging.getLogger("storehub.printers")
+STOP_TIMEOUT_S = 5.0
 
 
 @dataclass(slots=True)
@@ -143,6 +144,11 @@ class PrinterWorker:
         """One conversation with the printer at a time (many printers take a single TCP session)."""
         self._tasks: list[asyncio.Task[None]] = []
         self._pid = 0
+        self._stopping = False
+
+    def stopping(self) -> bool:
+        """Whether `stop()` was called (loops check it: a lost cancel still ends them)."""
+        return self._stopping
 
     # -- queue --------------------------------------------------------------------------------
     def add(self, job: Job) -> None:
@@ -170,22 +176,27 @@ class PrinterWorker:
 
     async def stop(self) -> None:
         """Stop (a job in flight stays 'printing' in the database and reprints with a banner)."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            # bounded: a cancel lost in a library's wait_for must not hold the hub's shutdown
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
         self._tasks = []
 
     # -- the loop -----------------------------------------------------------------------------
     async def _run(self) -> None:
         if not self.jobs:
             await self._probe()  # know paper and cover before the first chit
-        while True:
+        while not self._stopping:
             if not self.jobs:
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel that races the wake-up
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.timings.probe_interval)
+                    async with asyncio.timeout(self.timings.probe_interval):
+                        await self._wake.wait()
+                if self.stopping():
+                    return
                 if not self.jobs:
                     await self._probe()
                     continue
@@ -263,7 +274,7 @@ class PrinterWorker:
     # -- failover -----------------------------------------------------------------------------
     async def _monitor(self) -> None:
         interval = max(0.02, min(0.25, self.timings.failover_after / 10))
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
             if self.fault_since is None or self.backup is None or not self.jobs:
                 continue
