@@ -1,0 +1,159 @@
+"""`storehub kds run` (a kitchen screen) and `storehub bench kds` (its figures)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import sqlite3
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+    from kds_display.settings import KdsSettings
+
+log = logging.getLogger("storehub.kds")
+
+
+def register(subparsers: Any) -> None:
+    """Add `storehub kds run` to the CLI."""
+    kds = subparsers.add_parser("kds", help="kitchen display screens").add_subparsers(metavar="ACTION")
+    run = kds.add_parser("run", help="run a KDS screen: an MQTT device serving its kiosk page on 127.0.0.1")
+    run.add_argument("--device", required=True, help="the screen's device id (as registered with `device add`)")
+    run.add_argument("--config", type=Path, required=True, help="the store's TOML config (store id, broker)")
+    run.add_argument("--port", type=int, default=8090, help="HTTP port of the kiosk page (default 8090)")
+    run.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
+    run.add_argument(
+        "--stations", default="", help="comma-separated stations (default: the device's registration on this hub)"
+    )
+    run.add_argument("--password", default=None, help="the device's broker password (or STOREHUB_KDS_PASSWORD)")
+    run.add_argument("--credentials", type=Path, default=None, help="the JSON printed by `storehub device add`")
+    run.add_argument("--settings", type=Path, default=None, help="screen settings TOML (order, thresholds, keys)")
+    run.add_argument(
+        "--state-dir", type=Path, default=None, help="where the queue of unsent bumps lives (default var/kds/DEVICE)"
+    )
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(handler=_run)
+
+
+def register_bench(bench_subparsers: Any) -> None:
+    """Add `storehub bench kds` to the CLI."""
+    bench = bench_subparsers.add_parser("kds", help="KDS: fire → painted in Chromium, bump → tablet, memory")
+    bench.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
+    bench.add_argument("--quick", action="store_true", help="a short run for smoke tests")
+    bench.set_defaults(handler=_bench)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hub.cli import CliError  # noqa: PLC0415 - hub.cli imports this module
+    from hub.logs import setup_logging  # noqa: PLC0415
+    from kds_display.settings import SettingsError  # noqa: PLC0415
+
+    try:
+        settings = build_settings(args)
+    except SettingsError as exc:
+        raise CliError(str(exc)) from exc
+    setup_logging(args.log_level, store=settings.store_id)
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.http_host, settings.http_port))
+    except OSError as exc:
+        where = f"{settings.http_host}:{settings.http_port}"
+        raise CliError(f"cannot serve the kiosk page on {where}: {exc.strerror}") from exc
+    asyncio.run(serve(settings, sock))
+    return 0
+
+
+def build_settings(args: argparse.Namespace) -> KdsSettings:
+    """Validate the flags, the store config and the screen settings into `KdsSettings`."""
+    from hub.config import load_config  # noqa: PLC0415
+    from kds_display.settings import (  # noqa: PLC0415
+        KdsSettings,
+        SettingsError,
+        load_screen_file,
+        parse_stations,
+        resolve_password,
+    )
+
+    loaded = load_config(args.config)
+    device = str(args.device)
+    if not (1 <= len(device) <= 32 and all(c.islower() or c.isdigit() or c == "-" for c in device)):  # noqa: PLR2004
+        raise SettingsError(f"--device {device!r}: a device id is 1-32 of a-z, 0-9 and '-'")
+    if not 1 <= args.port <= 65535:  # noqa: PLR2004
+        raise SettingsError(f"--port {args.port}: must be 1-65535")
+    stations = parse_stations(args.stations) if args.stations else registered_stations(loaded.data_dir, device)
+    state_dir = args.state_dir or Path(os.environ.get("STATE_DIRECTORY", "var")) / "kds" / device
+    return KdsSettings(
+        device_id=device,
+        password=resolve_password(device, args.password, args.credentials),
+        stations=stations,
+        store_id=loaded.config.store.id,
+        broker_host=loaded.config.broker.host,
+        broker_port=loaded.config.broker.port,
+        state_dir=state_dir,
+        http_host=args.host,
+        http_port=args.port,
+        screen=load_screen_file(args.settings),
+    )
+
+
+def registered_stations(data_dir: Path, device: str) -> tuple[str, ...]:
+    """The stations of a KDS device from the hub's registry (read-only), when this machine has it."""
+    from hub.app import DB_NAME  # noqa: PLC0415
+    from kds_display.settings import SettingsError  # noqa: PLC0415
+
+    path = data_dir / DB_NAME
+    hint = f"pass --stations (the stations {device} was registered with)"
+    if not path.exists():
+        raise SettingsError(f"no hub database at {path} to read the stations of {device} from: {hint}")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as conn:
+            row = conn.execute("SELECT doc FROM p_devices WHERE device_id = ?", (device,)).fetchone()
+    except sqlite3.Error as exc:
+        raise SettingsError(f"cannot read the device registry at {path} ({exc}): {hint}") from exc
+    if row is None:
+        raise SettingsError(f"{device} is not registered: run `storehub device add {device} --kind kds --stations …`")
+    doc = json.loads(row[0])
+    if doc.get("kind") != "kds" or not doc.get("stations"):
+        raise SettingsError(f"{device} is registered as a {doc.get('kind')} device, not a kds screen with stations")
+    return tuple(str(s) for s in doc["stations"])
+
+
+async def serve(settings: KdsSettings, sock: socket.socket) -> None:
+    """Run the device and the kiosk server until SIGTERM/SIGINT."""
+    import uvicorn  # noqa: PLC0415
+
+    from kds_display.device import KdsDevice  # noqa: PLC0415
+    from kds_display.server import KioskServer  # noqa: PLC0415
+
+    device = KdsDevice(settings)
+    server = KioskServer(device, settings)
+    await device.start()
+    config = uvicorn.Config(server.app, log_level="warning", access_log=False, lifespan="off", ws="websockets-sansio")
+    web = uvicorn.Server(config)
+    log.info(
+        "%s shows %s on http://%s:%d",
+        settings.device_id,
+        ",".join(settings.stations),
+        settings.http_host,
+        settings.http_port,
+    )
+    try:
+        await web.serve(sockets=[sock])
+    finally:
+        await device.close()
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from kds_display.bench import run_kds  # noqa: PLC0415
+
+    result = run_kds(quick=args.quick)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    return 0
