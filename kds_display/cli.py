@@ -51,22 +51,21 @@ def register_bench(bench_subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hub.cli import CliError  # noqa: PLC0415 - hub.cli imports this module
     from hub.logs import setup_logging  # noqa: PLC0415
     from kds_display.settings import SettingsError  # noqa: PLC0415
 
-    try:
-        settings = build_settings(args)
-    except SettingsError as exc:
-        raise CliError(str(exc)) from exc
+    settings = build_settings(args)  # a SettingsError is a ConfigError: `storehub` exits 2 with its message
     setup_logging(args.log_level, store=settings.store_id)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it: WebSocket frames to the page must not wait for Nagle.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((settings.http_host, settings.http_port))
     except OSError as exc:
+        sock.close()
         where = f"{settings.http_host}:{settings.http_port}"
-        raise CliError(f"cannot serve the kiosk page on {where}: {exc.strerror}") from exc
+        raise SettingsError(f"cannot serve the kiosk page on {where}: {exc.strerror}") from exc
     asyncio.run(serve(settings, sock))
     return 0
 

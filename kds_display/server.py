@@ -211,14 +211,15 @@ class KioskServer:
         notices = [n.text for n in d.notices]
         d.notices.clear()
         avg = view.average_ticket_s(d.clock())
+        cards = view.cards(overlays)
         return {
             "broker": d.broker_connected,
             "hub": d.hub_online,
             "synced": view.synced,
             "queued": len(d.pending),
-            "open": len(view.cards(overlays)),
+            "open": len(cards),
             "avg_s": None if avg is None else round(avg, 1),
-            "allday": view.all_day(overlays),
+            "allday": view.all_day(overlays, cards),
             "recall": [
                 {"id": c.ticket_id, "num": c.number, "where": c.table or c.name or "", "rev": c.rev}
                 for c in view.recall_list()

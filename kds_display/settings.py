@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from hub.config import ConfigError
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -47,8 +49,8 @@ DEFAULT_KEYS: dict[str, list[str]] = {
 """Bump-bar actions and their default keys; digits 1-9 always select a card on the page."""
 
 
-class SettingsError(Exception):
-    """The screen cannot start with these settings; the message says which one and why."""
+class SettingsError(ConfigError):
+    """The screen cannot start with these settings; the message says which one and why (CLI exit 2)."""
 
 
 class Thresholds(BaseModel):

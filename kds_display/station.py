@@ -267,10 +267,12 @@ class StationView:
                 out.append(card)
         return out
 
-    def all_day(self, overlays: list[Overlay] | tuple[Overlay, ...] = ()) -> list[tuple[str, int]]:
+    def all_day(
+        self, overlays: list[Overlay] | tuple[Overlay, ...] = (), cards: list[Card] | None = None
+    ) -> list[tuple[str, int]]:
         """Fired and not bumped, across active tickets: (item with its modifiers, quantity), most first."""
         counts: dict[str, int] = {}
-        for card in self.cards(overlays):
+        for card in self.cards(overlays) if cards is None else cards:
             for item in card.items:
                 if item["state"] in COOKING:
                     mods = ", ".join(sorted(item.get("modifiers") or []))

@@ -18,7 +18,8 @@
   let muted = localStorage.getItem("kds-muted") === "1" || !boot.sound;
   let audio = null;
   const painted = [];
-  window.kds = { painted, send, cards, state: () => ({ order: order.slice(), page, selected, meta }) };
+  const received = [];
+  window.kds = { painted, received, send, cards, state: () => ({ order: order.slice(), page, selected, meta }) };
 
   // -- cards ----------------------------------------------------------------------------------
   function fromHtml(html) {
@@ -51,7 +52,7 @@
       if (fresh) el.classList.add("flash-card");
       grid.appendChild(el);
     }
-    cards.set(c.id, { el, prio: c.prio, fired: c.fired, num: c.num });
+    cards.set(c.id, { el, prio: c.prio, fired: c.fired, num: c.num, slot: "" });
     return !known;
   }
 
@@ -86,14 +87,20 @@
     if (page >= pages) page = pages - 1;
     const first = page * pageSize;
     order.forEach((id, i) => {
-      const el = cards.get(id).el;
+      const c = cards.get(id);
       const shown = i >= first && i < first + pageSize;
-      el.hidden = !shown;
-      el.querySelector(".slot").textContent = shown && i - first < 9 ? String(i - first + 1) : "";
+      if (c.el.hidden === shown) c.el.hidden = !shown;
+      const slot = shown && i - first < 9 ? String(i - first + 1) : "";
+      if (c.slot !== slot) { c.slot = slot; c.el.querySelector(".slot").textContent = slot; }
     });
-    document.getElementById("page-no").textContent = `page ${page + 1}/${pages}`;
-    document.getElementById("open-count").textContent = `${order.length} open`;
+    setText("page-no", `page ${page + 1}/${pages}`);
+    setText("open-count", `${order.length} open`);
     if (selected >= Math.min(pageSize, order.length - first)) select(-1);
+  }
+
+  function setText(id, text) {
+    const el = document.getElementById(id);
+    if (el.textContent !== text) el.textContent = text;
   }
 
   function visible() { return order.slice(page * pageSize, page * pageSize + pageSize); }
@@ -297,6 +304,8 @@
         applyMeta(msg.meta);
         document.body.dataset.ready = "1";
       } else if (msg.t === "cards") {
+        const at = performance.timeOrigin + performance.now();
+        for (const c of msg.cards) if (c.active && !cards.has(c.id)) received.push([c.id, at]);
         applyCards(msg.cards, true);
       } else if (msg.t === "meta") {
         applyMeta(msg);

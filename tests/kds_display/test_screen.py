@@ -120,6 +120,43 @@ def test_bumping_an_item_tells_the_tablet_and_expo(store: Store, pages: dict[str
     card(expo, tid).wait_for(state="detached")
 
 
+def test_expo_rushes_a_ticket_and_the_kitchen_86s_an_item(store: Store, pages: dict[str, Any]):
+    grill, expo = pages["grill"], pages["expo"]
+    calm, _ = store.ticket([SNAILS])
+    rush, _ = store.ticket([SNAILS])
+    card(expo, rush).wait_for(state="attached")
+    expo.evaluate(f"document.getElementById('t-{rush}').scrollIntoView()")
+    card(expo, rush).locator("button[data-act='priority']").click()
+    event = store.tablet.wait_event(
+        lambda e: e.get("type") == "ticket.priority_changed" and e.get("data", {}).get("ticket_id") == rush, timeout=15
+    )
+    assert event["by"]["device"] == "kds-expo"
+    for page in (grill, expo):
+        page.locator(f"#t-{rush}.priority").wait_for(state="attached")
+        first = page.locator("#grid .card").first
+
+        def pinned(first: Any = first) -> bool:
+            return bool(first.get_attribute("data-tid") == rush)
+
+        wait_until(pinned, timeout=10, what="the rush ticket pinned first")
+    assert card(grill, calm).count() == 1
+
+    grill.locator("#eighty-six summary").click()
+    grill.locator("#menu button[data-item='escargots']").click()
+    grill.locator("#menu button[data-item='escargots'].off").wait_for()
+    refused = store.tablet.call("ticket.open", {"ticket_id": "T86", "channel": "takeout"}, auth=store.token)
+    assert refused["ok"]
+    refused = store.tablet.call(
+        "ticket.add_items",
+        {"ticket_id": "T86", "items": [{"line_id": "T86-0", "qty": 1, **SNAILS}]},
+        auth=store.token,
+    )
+    assert refused["error"]["code"] == "item_unavailable"
+    grill.locator("#menu button[data-item='escargots']").click()  # back on
+    grill.locator("#menu button[data-item='escargots'].on").wait_for()
+    grill.locator("#eighty-six summary").click()
+
+
 def test_bump_bar_keys_select_bump_undo_and_page(store: Store, pages: dict[str, Any]):
     grill = pages["grill"]
     grill.bring_to_front()
