@@ -60,7 +60,7 @@
     const added = [];
     for (const c of list) if (upsert(c, fresh)) added.push(c.id);
     layout();
-    tick();
+    tick(list.map((c) => c.id));
     if (fresh && added.length) {
       beep();
       requestAnimationFrame(() => setTimeout(() => {
@@ -79,9 +79,13 @@
     const same = next.length === order.length && next.every((id, i) => id === order[i]);
     order = next;
     if (!same) {
-      const frag = document.createDocumentFragment();
-      for (const id of order) frag.appendChild(cards.get(id).el);
-      grid.appendChild(frag);
+      // Move only the cards that are out of place (a new ticket is one insertBefore, not a rebuild).
+      let node = grid.firstElementChild;
+      for (const id of order) {
+        const el = cards.get(id).el;
+        if (el === node) node = node.nextElementSibling;
+        else grid.insertBefore(el, node);
+      }
     }
     const pages = Math.max(1, Math.ceil(order.length / pageSize));
     if (page >= pages) page = pages - 1;
@@ -119,22 +123,26 @@
   }
 
   // -- time -----------------------------------------------------------------------------------
-  function tick() {
+  function tick(only) {
     const now = Date.now();
-    for (const id of visible()) {
-      const el = cards.get(id).el;
+    for (const id of only || visible()) {
+      const known = cards.get(id);
+      if (!known || known.el.hidden) continue;
+      const el = known.el;
       const fired = Number(el.dataset.fired);
       const age = fired ? Math.max(0, Math.floor((now - fired) / 1000)) : 0;
-      el.querySelector(".elapsed").textContent = `${Math.floor(age / 60)}:${String(age % 60).padStart(2, "0")}`;
+      const text = `${Math.floor(age / 60)}:${String(age % 60).padStart(2, "0")}`;
+      const span = el.querySelector(".elapsed");
+      if (span.textContent !== text) span.textContent = text;
       const band = age >= Number(el.dataset.late) ? "late" : age >= Number(el.dataset.warn) ? "warn" : "ok";
       if (!el.classList.contains("age-" + band)) {
         el.classList.remove("age-ok", "age-warn", "age-late");
         el.classList.add("age-" + band);
       }
     }
-    document.getElementById("clock").textContent = new Date(now).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    setText("clock", new Date(now).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
   }
-  setInterval(tick, 1000);
+  setInterval(() => tick(), 1000);
 
   // -- side panels and header -----------------------------------------------------------------
   function applyMeta(m) {
