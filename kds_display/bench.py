@@ -153,7 +153,7 @@ def run_kds(*, quick: bool = False) -> dict[str, Any]:
             settings = root / "kds.toml"
             settings.write_text('order = "newest"\npage_size = 60\nsound = false\nrecall_size = 5\n', encoding="utf-8")
             kds = KdsProcess(
-                hub.config, "kds-grill", password, _free_port(), root / "kds-state", "grill", settings
+                hub.config, "kds-grill", password, free_port(), root / "kds-state", "grill", settings
             ).start()
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -300,7 +300,8 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free right now on 127.0.0.1."""
     import socket  # noqa: PLC0415
 
     with socket.socket() as sock:

@@ -40,6 +40,12 @@ def register(subparsers: Any) -> None:
     )
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.set_defaults(handler=_run)
+    demo = kds.add_parser("demo", help="a hub, a grill and an expo screen fed by a simulated tablet")
+    demo.add_argument("--config", type=Path, required=True, help="the store's TOML config (with [[staff]])")
+    demo.add_argument("--ports", default="8091,8092", help="HTTP ports of the grill and expo pages (0: any free)")
+    demo.add_argument("--tickets", type=int, default=None, help="stop after firing this many tickets")
+    demo.add_argument("--interval", type=float, default=4.0, help="seconds between tickets (default 4)")
+    demo.set_defaults(handler=_demo)
 
 
 def register_bench(bench_subparsers: Any) -> None:
@@ -148,6 +154,21 @@ async def serve(settings: KdsSettings, sock: socket.socket) -> None:
         await web.serve(sockets=[sock])
     finally:
         await device.close()
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from kds_display.demo import run_kds_demo  # noqa: PLC0415
+    from kds_display.settings import SettingsError  # noqa: PLC0415
+
+    try:
+        grill, expo = (int(p) for p in str(args.ports).split(","))
+    except ValueError as exc:
+        raise SettingsError(f"--ports {args.ports!r}: two ports, for example 8091,8092") from exc
+    if args.tickets is not None and args.tickets < 1:
+        raise SettingsError("--tickets must be at least 1")
+    if args.interval < 0:
+        raise SettingsError("--interval cannot be negative")
+    return run_kds_demo(args.config, tickets=args.tickets, interval=args.interval, ports=(grill, expo))
 
 
 def _bench(args: argparse.Namespace) -> int:
