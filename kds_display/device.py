@@ -94,6 +94,7 @@ class KdsDevice:
     gaps: int = field(init=False, default=0)
     menu: list[dict[str, Any]] = field(init=False, default_factory=list)
     availability: dict[str, dict[str, Any]] = field(init=False, default_factory=dict)
+    availability_rev: int = field(init=False, default=0)
     notices: list[Notice] = field(init=False, default_factory=list)
     sess: int = field(init=False)
     mqtt: AsyncMqttClient = field(init=False)
@@ -286,6 +287,7 @@ class KdsDevice:
             board = _json(payload)
             if isinstance(board, dict) and isinstance(board.get("items"), dict):
                 self.availability = board["items"]
+                self.availability_rev += 1
                 self._touch(set(), meta=True)
         elif topic == self.topics.state_menu():
             menu = _json(payload)

@@ -314,8 +314,8 @@ class KioskServer:
         available = action.get("available")
         if not isinstance(item, str) or not isinstance(available, bool):
             return {"t": "error", "text": "86 needs an item id and available true/false"}
-        current = self.device.availability.get(item, {})
-        cmd_id = _digest(f"{self._boot}|86|{item}|{available}|{json.dumps(current, sort_keys=True)}")
+        # One id per board revision the cook saw: a double tap is one command, a later toggle a new one.
+        cmd_id = _digest(f"{self._boot}|86|{item}|{available}|{self.device.availability_rev}")
         self.device.command("menu.availability", {"menu_item_id": item, "available": available}, cmd_id)
         return {"t": "ack", "a": "86", "ids": [cmd_id], "item": item}
 

@@ -17,6 +17,7 @@ list and the average ticket time.
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 EXPO: Final = "expo"
 COOKING: Final = frozenset({"new", "started"})
 SPEED_WINDOW: Final = timedelta(hours=1)
+KEEP_UNKNOWN: Final = 2000
+"""How many tickets of other stations (`ALSO AT`) or sent out by expo a screen remembers."""
 
 _SNAPSHOT_STATE: Final = {"fired": "new", "started": "started", "ready": "ready", "voided": "voided"}
 
@@ -104,7 +107,7 @@ class StationView:
     rev: dict[str, int] = field(init=False, default_factory=dict)
     bumped_out: set[str] = field(init=False, default_factory=set)
     done_at: dict[str, datetime] = field(init=False, default_factory=dict)
-    recall: deque[str] = field(init=False)
+    recall: deque[str] = field(init=False, default_factory=deque)
     speed: deque[tuple[datetime, float]] = field(init=False, default_factory=deque)
     ticket_stations: dict[str, set[str]] = field(init=False, default_factory=dict)
     staff_names: dict[str, str] = field(init=False, default_factory=dict)
@@ -113,7 +116,9 @@ class StationView:
         if not self.stations:
             raise ValueError("a screen shows at least one station")
         self.views = {station: {} for station in self.stations}
-        self.recall = deque(maxlen=max(1, self.recall_size))
+        # Revisions come from one counter, so a ticket that leaves and comes back never shows a
+        # revision it had before (command ids are derived from it: a reused id would be a no-op).
+        self._revs = itertools.count(1)
 
     @property
     def is_expo(self) -> bool:
@@ -139,7 +144,7 @@ class StationView:
         self.last_seq = {}
         self.synced = True
         after = self.ticket_ids()
-        for tid in after:
+        for tid in sorted(after, key=self._last_ready_text):  # the recall list keeps the latest bumps
             self._settle(tid, now, from_snapshot=first)
         for tid in before - after:
             self._forget(tid)
@@ -298,10 +303,15 @@ class StationView:
         for line in lines:
             if isinstance(line, dict) and line.get("state") != "held":
                 found.update(str(s) for s in line.get("stations") or [])
+        if len(self.ticket_stations) > KEEP_UNKNOWN:
+            # Fired events name every ticket of the store; keep those of other stations bounded.
+            known = self.ticket_ids()
+            for tid in [t for t in self.ticket_stations if t not in known][: KEEP_UNKNOWN // 2]:
+                del self.ticket_stations[tid]
 
     def _settle(self, ticket_id: str, now: datetime, *, from_snapshot: bool) -> None:
         """Bump bookkeeping after a ticket changed: recall list, speed of service, revision."""
-        self.rev[ticket_id] = self.rev.get(ticket_id, 0) + 1
+        self.rev[ticket_id] = next(self._revs)
         card = self.card(ticket_id)
         if card is None:
             return
@@ -316,7 +326,10 @@ class StationView:
             if ticket_id in self.recall:
                 self.recall.remove(ticket_id)
             return
-        if ticket_id in self.done_at or not any(i["state"] == "ready" for i in card.items):
+        if not any(i["state"] == "ready" for i in card.items):
+            self._drop(ticket_id)  # all voided: nothing to recall
+            return
+        if ticket_id in self.done_at:
             return
         done = _last_ready(card) if from_snapshot else now
         done = done or now
@@ -327,9 +340,33 @@ class StationView:
             self.speed.append((done, max(0.0, (done - fired).total_seconds())))
             ordered = sorted(self.speed)
             self.speed = deque(ordered)
+        while len(self.recall) > max(1, self.recall_size):
+            # Out of the recall list, a finished ticket leaves memory: a long service stays small.
+            self._drop(self.recall.popleft())
+
+    def _last_ready_text(self, ticket_id: str) -> str:
+        times = [
+            str(i.get("ready_at") or "") for v in self.views.values() for i in v.get(ticket_id, {}).get("items", [])
+        ]
+        return max(times, default="")
+
+    def _drop(self, ticket_id: str) -> None:
+        """Forget a finished ticket (a later message about it brings it back whole)."""
+        card = self.card(ticket_id)
+        if card is not None and card.active:
+            return
+        for view in self.views.values():
+            view.pop(ticket_id, None)
+        out = ticket_id in self.bumped_out
+        self._forget(ticket_id)
+        if out:
+            self.bumped_out.add(ticket_id)
+            if len(self.bumped_out) > KEEP_UNKNOWN:
+                known = self.ticket_ids()
+                self.bumped_out = {t for t in self.bumped_out if t in known} | {ticket_id}
 
     def _forget(self, ticket_id: str) -> None:
-        self.rev[ticket_id] = self.rev.get(ticket_id, 0) + 1
+        self.rev.pop(ticket_id, None)
         self.done_at.pop(ticket_id, None)
         self.bumped_out.discard(ticket_id)
         self.ticket_stations.pop(ticket_id, None)

@@ -211,7 +211,9 @@ def test_a_reload_loses_nothing(store: Store, pages: dict[str, Any], screens: di
     assert recall_on_page() == recall
 
 
-def test_two_hundred_open_tickets_render_and_the_screen_still_bumps(store: Store, pages: dict[str, Any]):
+def test_two_hundred_open_tickets_render_and_the_screen_still_bumps(
+    store: Store, pages: dict[str, Any], screens: dict[str, Any]
+):
     cold = pages["cold"]
     cold.bring_to_front()
     start = int(re.sub(r"\D", "", cold.locator("#open-count").inner_text()))
@@ -235,6 +237,14 @@ def test_two_hundred_open_tickets_render_and_the_screen_still_bumps(store: Store
     cold.keyboard.press("Enter")
     item_ready(store, ids[-1])
     cold.locator("#open-count", has_text=f"{start + 199} open").wait_for()
+    # A restarted screen rebuilds all of it from the hub's snapshot; the page reconnects by itself.
+    screens["cold"].stop()
+    cold.locator("#offline", has_text="unreachable").wait_for()
+    screens["cold"].start()
+    cold.locator("#offline").wait_for(state="hidden")
+    cold.locator("#open-count", has_text=f"{start + 199} open").wait_for()
+    assert card(cold, ids[-1]).count() == 0
+    assert cold.locator("#grid .card").count() == start + 199
 
 
 def test_a_bump_while_the_broker_is_down_is_delivered_exactly_once(store: Store, pages: dict[str, Any], screens):

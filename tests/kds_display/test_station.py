@@ -153,3 +153,38 @@ def test_remove_takes_a_ticket_off_the_screen() -> None:
 def test_a_screen_needs_a_station() -> None:
     with pytest.raises(ValueError, match="at least one station"):
         StationView(())
+
+
+def test_finished_tickets_leave_memory_with_the_recall_list_and_revisions_never_repeat() -> None:
+    view = StationView(("grill",), recall_size=2)
+    view.load_snapshot(10, {"tickets": []}, T0)
+    seen_revs: list[int] = []
+    seq = 10
+    for n in range(1, 5):
+        tid = f"T{n}"
+        view.apply("grill", _msg(seq + 1, seq if n > 1 else None, tid, [_item(f"l{n}")]), T0)
+        seen_revs.append(view.rev[tid])
+        view.apply("grill", _msg(seq + 2, seq + 1, tid, [_item(f"l{n}", state="ready")], "kds.update"), T0)
+        seq += 2
+    assert [c.ticket_id for c in view.recall_list()] == ["T4", "T3"]
+    assert view.ticket_ids() == {"T3", "T4"}  # T1 and T2 left memory with the recall list
+    # T1 comes back (recalled by another screen): a revision it never had, so new command ids
+    view.apply("grill", _msg(seq + 1, seq, "T1", [_item("l1")], "kds.recall"), T0)
+    assert view.rev["T1"] not in seen_revs
+    assert [c.ticket_id for c in view.cards()] == ["T1"]
+
+
+def test_a_ticket_whose_lines_are_all_voided_leaves_the_screen() -> None:
+    view = _synced("grill")
+    view.apply("grill", _msg(11, None, "T1", [_item("a")]), T0)
+    view.apply("grill", _msg(12, 11, "T1", [_item("a", state="voided")], "kds.update"), T0)
+    assert view.ticket_ids() == set()
+    assert view.recall_list() == []
+
+
+def test_the_stations_of_other_tickets_are_remembered_within_bounds() -> None:
+    view = _synced("grill")
+    for n in range(5000):
+        view.note_event({"type": "ticket.fired", "data": {"ticket_id": f"X{n}", "lines": [{"stations": ["cold"]}]}}, T0)
+    assert len(view.ticket_stations) <= 2000
+    assert view.ticket_stations["X4999"] == {"cold"}
