@@ -12,6 +12,8 @@ Everything runs on 127.0.0.1 with a private hub and broker in a scratch director
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import statistics
@@ -21,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,10 @@ class KdsProcess:
 
     def start(self, timeout: float = 20.0, *, synced: bool = True) -> KdsProcess:
         """Start the screen and wait until it serves (and, by default, holds the hub's snapshot)."""
+        return self.launch().wait_ready(timeout, synced=synced)
+
+    def launch(self) -> KdsProcess:
+        """Start the process without waiting (to start several screens at once)."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         args = [
             sys.executable, "-m", "hub.cli", "kds", "run",
@@ -78,6 +85,11 @@ class KdsProcess:
         env = {**os.environ, "STOREHUB_KDS_PASSWORD": self.password}
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)  # noqa: S603
         log.close()
+        return self
+
+    def wait_ready(self, timeout: float = 20.0, *, synced: bool = True) -> KdsProcess:
+        """Wait until the screen serves (and, by default, holds the hub's snapshot)."""
+        assert self.proc is not None  # noqa: S101 - launched
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -284,12 +296,24 @@ def _bump_phase(page: Any, tab: Any, ids: list[str]) -> dict[str, Any]:
 
 
 def add_device(config: Path, device: str, kind: str, stations: str = "") -> str:
-    """`storehub device add` as an operator runs it; returns the password it printed."""
-    args = [sys.executable, "-m", "hub.cli", "device", "add", device, "--kind", kind, "--config", str(config)]
+    """`storehub device add` as an operator runs it (in this process); returns the password it printed."""
+    from hub.cli import main  # noqa: PLC0415 - hub.cli imports kds_display.cli
+
+    args = ["device", "add", device, "--kind", kind, "--config", str(config)]
     if stations:
         args += ["--stations", stations]
-    out = subprocess.run(args, check=True, capture_output=True, text=True, cwd=REPO).stdout  # noqa: S603
-    return str(json.loads(out.strip().splitlines()[-1])["password"])
+    out = io.StringIO()
+
+    def add() -> int:
+        with contextlib.redirect_stdout(out):
+            return main(args)
+
+    # Its own thread: the CLI runs an event loop, and the caller may be inside one (Playwright's).
+    with ThreadPoolExecutor(1) as pool:
+        code = pool.submit(add).result()
+    if code != 0:
+        raise RuntimeError(f"storehub device add {device} failed with exit code {code}")
+    return str(json.loads(out.getvalue().strip().splitlines()[-1])["password"])
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 import sys
@@ -89,7 +90,7 @@ def build_settings(args: argparse.Namespace) -> KdsSettings:
 
     loaded = load_config(args.config)
     device = str(args.device)
-    if not (1 <= len(device) <= 32 and all(c.islower() or c.isdigit() or c == "-" for c in device)):  # noqa: PLR2004
+    if not re.fullmatch(r"[a-z0-9-]{1,32}", device):
         raise SettingsError(f"--device {device!r}: a device id is 1-32 of a-z, 0-9 and '-'")
     if not 1 <= args.port <= 65535:  # noqa: PLR2004
         raise SettingsError(f"--port {args.port}: must be 1-65535")

@@ -421,7 +421,7 @@ class KdsDevice:
     def _status(self, state: str) -> bytes:
         status: dict[str, Any] = {"state": state, "sess": self.sess}
         if state == "online":
-            status |= {"kind": "kds", "fw": FW_VERSION, "caps": CAPS, "stations": list(self.settings.stations)}
+            status |= {"kind": "kds", "fw": FW_VERSION, "caps": CAPS}
         return json.dumps(status, separators=(",", ":")).encode()
 
     # -- the queue on disk ---------------------------------------------------------------------

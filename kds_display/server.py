@@ -214,6 +214,7 @@ class KioskServer:
         cards = view.cards(overlays)
         return {
             "broker": d.broker_connected,
+            "refused": d.mqtt.refused,
             "hub": d.hub_online,
             "synced": view.synced,
             "queued": len(d.pending),

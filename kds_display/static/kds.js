@@ -148,7 +148,7 @@
   function applyMeta(m) {
     meta = m;
     const down = !socketUp ? "Screen service unreachable — reconnecting…"
-      : !m.broker ? "OFFLINE — no connection to the store network. Bumps are kept and sent when it is back."
+      : !m.broker ? `OFFLINE — no connection to the store network${m.refused ? ` (${m.refused})` : ""}. Bumps are kept and sent when it is back.`
       : !m.hub ? "HUB OFFLINE — bumps are kept and sent when the hub is back."
       : "";
     banner.hidden = !down;

@@ -31,7 +31,7 @@ class Store:
     screens: dict[str, KdsProcess] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def screen(self, device: str, stations: str, settings: str = "") -> KdsProcess:
+    def screen(self, device: str, stations: str, settings: str = "", *, wait: bool = True) -> KdsProcess:
         """Register and start a KDS screen (its stations come from its registration)."""
         password = add_device(self.hub.config, device, "kds", stations)
         path = None
@@ -39,8 +39,8 @@ class Store:
             path = self.root / f"{device}.toml"
             path.write_text(settings, encoding="utf-8")
         kds = KdsProcess(self.hub.config, device, password, free_port(), self.root / device / "state", settings=path)
-        self.screens[device] = kds.start()
-        return kds
+        self.screens[device] = kds.launch()
+        return kds.wait_ready() if wait else kds
 
     def ticket(self, items: list[dict[str, Any]], *, fire: bool = True, **head: Any) -> tuple[str, int]:
         """Open a ticket with these lines (and fire it); returns (ticket id, number)."""

@@ -123,3 +123,23 @@ def test_queued_bumps_survive_a_restart_of_the_screen_and_act_once(store: Store,
     ready = [e for e in events if e["type"] == "ticket.item_ready" and e["data"]["ticket_id"] == tid]
     assert len(ready) == 1
     assert ready[0]["cmd"] == cmd_id
+
+
+def test_a_screen_the_broker_refuses_says_why_and_keeps_trying(store: Store, tmp_path: Path) -> None:
+    settings = _settings(store, "kds-wrong", tmp_path)
+    settings = KdsSettings(**{**settings.__dict__, "password": "not-the-password"})
+
+    async def scenario() -> None:
+        device = KdsDevice(settings)
+        await device.start()
+        try:
+            await _until(lambda: device.mqtt.refused, "the broker's refusal")
+            assert not device.broker_connected
+            assert not device.view.synced
+            cmd_id = device.command("kds.bump", {"ticket_id": "T1", "station": "grill"})
+            assert list(device.pending) == [cmd_id]  # kept for when the screen is let in
+        finally:
+            await device.close()
+
+    asyncio.run(scenario())
+    assert "refused" not in (tmp_path / "pending.json").read_text()

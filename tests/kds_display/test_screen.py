@@ -29,11 +29,16 @@ WAIT_MS = 15_000
 @pytest.fixture(scope="module")
 def screens(store: Store) -> dict[str, Any]:
     """The module's screens: grill (small pages, its own keys), cold, and expo."""
-    return {
-        "grill": store.screen("kds-grill", "grill", 'page_size = 4\nsound = false\n[keys]\nbump = ["Enter", "x"]\n'),
-        "cold": store.screen("kds-cold", "cold", "page_size = 12\nsound = false\n"),
-        "expo": store.screen("kds-expo", "expo", "sound = false\n"),
+    screens = {
+        "grill": store.screen(
+            "kds-grill", "grill", 'page_size = 4\nsound = false\n[keys]\nbump = ["Enter", "x"]\n', wait=False
+        ),
+        "cold": store.screen("kds-cold", "cold", "page_size = 12\nsound = false\n", wait=False),
+        "expo": store.screen("kds-expo", "expo", "sound = false\n", wait=False),
     }
+    for kds in screens.values():
+        kds.wait_ready()
+    return screens
 
 
 @pytest.fixture(scope="module")
