@@ -151,13 +151,13 @@
       : !m.broker ? `OFFLINE — no connection to the store network${m.refused ? ` (${m.refused})` : ""}. Bumps are kept and sent when it is back.`
       : !m.hub ? "HUB OFFLINE — bumps are kept and sent when the hub is back."
       : "";
-    banner.hidden = !down;
-    banner.textContent = down;
+    if (banner.hidden !== !down) banner.hidden = !down;
+    if (banner.textContent !== down) banner.textContent = down;
     const q = document.getElementById("queued");
-    q.hidden = !m.queued;
-    q.textContent = `${m.queued} waiting to send`;
-    const avg = document.getElementById("avg");
-    avg.textContent = m.avg_s == null ? "avg —" : `avg ${Math.floor(m.avg_s / 60)}:${String(Math.round(m.avg_s % 60)).padStart(2, "0")} (1 h)`;
+    if (q.hidden !== !m.queued) q.hidden = !m.queued;
+    setText("queued", `${m.queued} waiting to send`);
+    const avg = m.avg_s == null ? null : Math.round(m.avg_s);
+    setText("avg", avg == null ? "avg —" : `avg ${Math.floor(avg / 60)}:${String(avg % 60).padStart(2, "0")} (1 h)`);
     list("allday", m.allday, ([label, qty]) => {
       const li = document.createElement("li");
       li.innerHTML = `<span class="n"></span><span class="label"></span>`;
@@ -189,7 +189,11 @@
     for (const text of m.notices || []) toast(text, "error");
   }
 
+  const listed = new Map();
   function list(id, items, make) {
+    const key = JSON.stringify(items || []);
+    if (listed.get(id) === key) return; // unchanged: leave the DOM (and the layout) alone
+    listed.set(id, key);
     const el = document.getElementById(id);
     const frag = document.createDocumentFragment();
     for (const item of items || []) frag.appendChild(make(item));
