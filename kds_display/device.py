@@ -438,6 +438,15 @@ class KdsDevice:
                 self.pending[str(entry["id"])] = PendingCommand(str(entry["id"]), str(entry["type"]), entry["body"])
 
     def _save_pending(self) -> None:
+        try:
+            self._write_pending()
+        except OSError as exc:
+            # The command still goes out and stays queued in memory; only a restart could lose it.
+            log.exception("could not save the command queue to %s", self._state_file)
+            self.notices.append(Notice("error", f"bump queue not saved to disk: {exc.strerror}"))
+            del self.notices[:-5]
+
+    def _write_pending(self) -> None:
         directory = self._state_file.parent
         directory.mkdir(parents=True, exist_ok=True)
         tmp = directory / f".{self._state_file.name}.tmp"

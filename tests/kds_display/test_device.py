@@ -143,3 +143,25 @@ def test_a_screen_the_broker_refuses_says_why_and_keeps_trying(store: Store, tmp
 
     asyncio.run(scenario())
     assert "refused" not in (tmp_path / "pending.json").read_text()
+
+
+def test_a_queue_that_cannot_be_saved_still_keeps_the_bump_and_says_so(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    settings = KdsSettings(
+        device_id="kds-disk",
+        password="unused",
+        stations=("grill",),
+        store_id="test-store",
+        broker_host="127.0.0.1",
+        broker_port=1,
+        state_dir=blocker / "state",
+    )
+
+    async def scenario() -> None:
+        device = KdsDevice(settings)
+        cmd_id = device.command("kds.bump", {"ticket_id": "T1", "station": "grill"})
+        assert list(device.pending) == [cmd_id]
+        assert [n.text for n in device.notices] == ["bump queue not saved to disk: Not a directory"]
+
+    asyncio.run(scenario())
