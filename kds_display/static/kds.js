@@ -15,11 +15,13 @@
   let socket = null;
   let socketUp = false;
   let meta = { broker: false, hub: false, queued: 0, recall: [], menu: [] };
-  let muted = localStorage.getItem("kds-muted") === "1" || !boot.sound;
+  const saved = localStorage.getItem("kds-muted");
+  let muted = saved === null ? !boot.sound : saved === "1"; // the cook's choice outlives reloads
   let audio = null;
   const painted = [];
   const received = [];
-  window.kds = { painted, received, send, cards, state: () => ({ order: order.slice(), page, selected, meta }) };
+  let beeps = 0;
+  window.kds = { painted, received, send, cards, beeps: () => beeps, state: () => ({ order: order.slice(), page, selected, meta }) };
 
   // -- cards ----------------------------------------------------------------------------------
   function fromHtml(html) {
@@ -218,6 +220,7 @@
   // -- sound ----------------------------------------------------------------------------------
   function beep() {
     if (muted) return;
+    beeps += 1;
     try {
       audio = audio || new AudioContext();
       const osc = audio.createOscillator();

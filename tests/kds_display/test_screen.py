@@ -60,6 +60,11 @@ def card(page: Any, tid: str) -> Any:
     return page.locator(f"#t-{tid}")
 
 
+def number_of(store: Store, tid: str) -> int:
+    result = store.tablet.call("sync", {})["result"]["snapshot"]["tickets"]
+    return int(next(t["number"] for t in result if t["ticket_id"] == tid))
+
+
 def item_ready(store: Store, tid: str) -> dict[str, Any]:
     return store.tablet.wait_event(
         lambda e: e.get("type") == "ticket.item_ready" and e.get("data", {}).get("ticket_id") == tid, timeout=15
@@ -192,8 +197,36 @@ def test_bump_bar_keys_select_bump_undo_and_page(store: Store, pages: dict[str, 
     grill.keyboard.press("1")
     grill.keyboard.press("Enter")
     item_ready(store, tickets[4])
+    grill.locator("#recall button", has_text=f"#{number_of(store, tickets[4])}").wait_for()
+    grill.keyboard.press("r")  # recall the last bumped ticket
+    store.tablet.wait_event(
+        lambda e: e.get("type") == "ticket.recalled" and e.get("data", {}).get("ticket_id") == tickets[4], timeout=15
+    )
+    card(grill, tickets[4]).wait_for(state="attached")
     grill.keyboard.press("ArrowLeft")
     assert grill.locator("#page-no").inner_text() == "page 1/2"
+
+
+def test_a_new_ticket_beeps_unless_muted_and_the_choice_survives_a_reload(store: Store, pages: dict[str, Any]):
+    cold = pages["cold"]  # its settings start muted (sound = false)
+    mute = cold.locator("#mute")
+    assert mute.inner_text() == "Sound off"
+    mute.click()
+    assert mute.inner_text() == "Sound on"
+    before = cold.evaluate("window.kds.beeps()")
+    tid, _ = store.ticket([EGGS])
+    card(cold, tid).wait_for(state="attached")
+    wait_until(lambda: cold.evaluate("window.kds.beeps()") == before + 1, timeout=10, what="a beep")
+    cold.keyboard.press("m")  # the mute key
+    assert mute.inner_text() == "Sound off"
+    muted, _ = store.ticket([EGGS])
+    card(cold, muted).wait_for(state="attached")
+    assert cold.evaluate("window.kds.beeps()") == before + 1
+    mute.click()
+    cold.reload()
+    cold.wait_for_selector("body[data-ready='1']")
+    assert cold.locator("#mute").inner_text() == "Sound on"
+    cold.locator("#mute").click()
 
 
 def test_a_reload_loses_nothing(store: Store, pages: dict[str, Any], screens: dict[str, Any]):
