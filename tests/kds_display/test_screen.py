@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.hubproc import STAFF
 from tests.mqtt_helpers import wait_until
 
 if TYPE_CHECKING:
@@ -128,6 +129,22 @@ def test_bumping_an_item_tells_the_tablet_and_expo(store: Store, pages: dict[str
     expo.locator(f"#t-{tid}.all-ready").wait_for()
     card(expo, tid).locator("button.bump").click()
     card(expo, tid).wait_for(state="detached")
+
+
+def test_a_voided_item_is_struck_through_and_flashes(store: Store, pages: dict[str, Any]):
+    grill = pages["grill"]
+    tid, _ = store.ticket([SNAILS, {**STEAK, "qty": 2}])
+    card(grill, tid).wait_for(state="attached")
+    line = card(grill, tid).locator(f"li.item[data-line='{tid}-1']")
+    assert "flash" not in (line.get_attribute("class") or "")
+    manager = {"employee_id": STAFF["mgr"][0], "pin": STAFF["mgr"][1]}
+    body = {"ticket_id": tid, "line_id": f"{tid}-1", "reason": "guest changed their mind"}
+    voided = store.tablet.call("ticket.void_item", body, auth=store.token, approve=manager)
+    assert voided["ok"], voided
+    card(grill, tid).locator(f"li.item.s-voided.flash[data-line='{tid}-1']").wait_for(state="attached")
+    name = card(grill, tid).locator(f"li.item[data-line='{tid}-1'] .name")
+    assert "line-through" in name.evaluate("el => getComputedStyle(el).textDecorationLine")
+    assert "flash" not in (card(grill, tid).locator(f"li.item[data-line='{tid}-0']").get_attribute("class") or "")
 
 
 def test_expo_rushes_a_ticket_and_the_kitchen_86s_an_item(store: Store, pages: dict[str, Any]):
