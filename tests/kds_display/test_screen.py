@@ -32,7 +32,10 @@ def screens(store: Store) -> dict[str, Any]:
     """The module's screens: grill (small pages, its own keys), cold, and expo."""
     screens = {
         "grill": store.screen(
-            "kds-grill", "grill", 'page_size = 4\nsound = false\n[keys]\nbump = ["Enter", "x"]\n', wait=False
+            "kds-grill",
+            "grill",
+            'page_size = 4\nsound = false\n[keys]\nbump = ["Enter", "x"]\n[thresholds.grill]\nwarn_s = 2\nlate_s = 4\n',
+            wait=False,
         ),
         "cold": store.screen("kds-cold", "cold", "page_size = 12\nsound = false\n", wait=False),
         "expo": store.screen("kds-expo", "expo", "sound = false\n", wait=False),
@@ -256,6 +259,11 @@ def test_a_reload_loses_nothing(store: Store, pages: dict[str, Any], screens: di
         return [r["id"] for r in screens["grill"].state()["meta"]["recall"]]
 
     wait_until(lambda: recall_on_page() == recall_on_screen(), timeout=10, what="the recall list on the page")
+    # this screen's thresholds (warn 2 s, late 4 s) colour its cards; the cold screen keeps the defaults
+    late = grill.locator("#grid .card.age-late").first
+    late.wait_for()
+    assert late.evaluate("el => getComputedStyle(el).borderTopColor") == "rgb(198, 40, 40)"
+    assert pages["cold"].locator("#grid .card.age-late").count() == 0
     before = grill.locator("#grid .card").evaluate_all("cards => cards.map(c => c.dataset.tid)")
     recall = recall_on_page()
     assert before
