@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("storehub.kds")
 
+CREDENTIALS_FILE = "credentials.json"
+
 
 def register(subparsers: Any) -> None:
     """Add `storehub kds run` to the CLI."""
@@ -28,16 +30,24 @@ def register(subparsers: Any) -> None:
     run = kds.add_parser("run", help="run a KDS screen: an MQTT device serving its kiosk page on 127.0.0.1")
     run.add_argument("--device", required=True, help="the screen's device id (as registered with `device add`)")
     run.add_argument("--config", type=Path, required=True, help="the store's TOML config (store id, broker)")
-    run.add_argument("--port", type=int, default=8090, help="HTTP port of the kiosk page (default 8090)")
+    run.add_argument("--port", type=int, default=8091, help="HTTP port of the kiosk page (default 8091)")
     run.add_argument("--host", default="127.0.0.1", help="HTTP address (default 127.0.0.1)")
     run.add_argument(
         "--stations", default="", help="comma-separated stations (default: the device's registration on this hub)"
     )
     run.add_argument("--password", default=None, help="the device's broker password (or STOREHUB_KDS_PASSWORD)")
-    run.add_argument("--credentials", type=Path, default=None, help="the JSON printed by `storehub device add`")
+    run.add_argument(
+        "--credentials",
+        type=Path,
+        default=None,
+        help="the JSON printed by `storehub device add` (default: STATE_DIR/credentials.json when present)",
+    )
     run.add_argument("--settings", type=Path, default=None, help="screen settings TOML (order, thresholds, keys)")
     run.add_argument(
-        "--state-dir", type=Path, default=None, help="where the queue of unsent bumps lives (default var/kds/DEVICE)"
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="unsent bumps, credentials.json (default $STATE_DIRECTORY or var/kds/DEVICE)",
     )
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.set_defaults(handler=_run)
@@ -95,10 +105,13 @@ def build_settings(args: argparse.Namespace) -> KdsSettings:
     if not 1 <= args.port <= 65535:  # noqa: PLR2004
         raise SettingsError(f"--port {args.port}: must be 1-65535")
     stations = parse_stations(args.stations) if args.stations else registered_stations(loaded.data_dir, device)
-    state_dir = args.state_dir or Path(os.environ.get("STATE_DIRECTORY", "var")) / "kds" / device
+    state_dir = args.state_dir or default_state_dir(device)
+    credentials = args.credentials
+    if credentials is None and (state_dir / CREDENTIALS_FILE).exists():
+        credentials = state_dir / CREDENTIALS_FILE  # where systemd's storehub-kds@ keeps its pairing
     return KdsSettings(
         device_id=device,
-        password=resolve_password(device, args.password, args.credentials),
+        password=resolve_password(device, args.password, credentials),
         stations=stations,
         store_id=loaded.config.store.id,
         broker_host=loaded.config.broker.host,
@@ -108,6 +121,12 @@ def build_settings(args: argparse.Namespace) -> KdsSettings:
         http_port=args.port,
         screen=load_screen_file(args.settings),
     )
+
+
+def default_state_dir(device: str) -> Path:
+    """The screen's state directory: `$STATE_DIRECTORY` under systemd (storehub-kds@), else `var/kds/DEVICE`."""
+    systemd = os.environ.get("STATE_DIRECTORY")
+    return Path(systemd.split(":")[0]) if systemd else Path("var") / "kds" / device
 
 
 def registered_stations(data_dir: Path, device: str) -> tuple[str, ...]:

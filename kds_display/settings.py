@@ -88,7 +88,7 @@ class KdsSettings:
     broker_port: int
     state_dir: Path
     http_host: str = "127.0.0.1"
-    http_port: int = 8090
+    http_port: int = 8091
     screen: ScreenFile = field(default_factory=ScreenFile)
 
     @property
@@ -138,8 +138,9 @@ def resolve_password(device_id: str, password: str | None, credentials: Path | N
         return from_env
     if credentials is None:
         raise SettingsError(
-            f"no password for {device_id}: pass --password, set {PASSWORD_ENV}, or --credentials FILE "
-            f"(the JSON printed by `storehub device add {device_id} --kind kds --stations …`)"
+            f"no password for {device_id}: pass --password, set {PASSWORD_ENV}, --credentials FILE, or put "
+            f"credentials.json in the state directory (the JSON printed by `storehub device add {device_id} "
+            "--kind kds --stations …`)"
         )
     try:
         data: Any = json.loads(credentials.read_text(encoding="utf-8").strip().splitlines()[-1])

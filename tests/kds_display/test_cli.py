@@ -79,3 +79,19 @@ def test_a_bad_station_name_is_refused(config: Path, run) -> None:
     code, err = run(config, "--stations", "Grill Station")
     assert code == 2
     assert "station 'Grill Station'" in err
+
+
+def test_under_systemd_the_credentials_come_from_the_state_directory(
+    config: Path, tmp_path: Path, run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("STATE_DIRECTORY", str(state))
+    monkeypatch.delenv("STOREHUB_KDS_PASSWORD", raising=False)
+    code, err = run(config, "--stations", "grill", password=None)
+    assert code == 2
+    assert "credentials.json in the state directory" in err
+    (state / "credentials.json").write_text('{"device_id": "kds-bar", "password": "x"}\n', encoding="utf-8")
+    code, err = run(config, "--stations", "grill", password=None)
+    assert code == 2
+    assert f"{state / 'credentials.json'}: these are the credentials of kds-bar" in err
