@@ -111,6 +111,8 @@ class StationView:
     speed: deque[tuple[datetime, float]] = field(init=False, default_factory=deque)
     ticket_stations: dict[str, set[str]] = field(init=False, default_factory=dict)
     staff_names: dict[str, str] = field(init=False, default_factory=dict)
+    closed: dict[str, None] = field(init=False, default_factory=dict)
+    """Tickets paid and closed (from `ticket.closed`): the snapshot leaves them out, the kitchen does not."""
 
     def __post_init__(self) -> None:
         if not self.stations:
@@ -131,7 +133,17 @@ class StationView:
         before = self.ticket_ids()
         tables = {t.get("table_id"): t.get("name") for t in snapshot.get("tables") or [] if isinstance(t, dict)}
         first = not self.synced
-        self.views = {station: {} for station in self.stations}
+        in_snapshot = {t.get("ticket_id") for t in snapshot.get("tickets") or [] if isinstance(t, dict)}
+        # A ticket paid before its food is out is still cooking: keep what the screen already shows.
+        kept = {
+            station: {
+                tid: v
+                for tid, v in view.items()
+                if tid in self.closed and tid not in in_snapshot and any(i["state"] in COOKING for i in v["items"])
+            }
+            for station, view in self.views.items()
+        }
+        self.views = kept
         for ticket in snapshot.get("tickets") or []:
             if not isinstance(ticket, dict) or ticket.get("status", "open") == "voided":
                 continue
@@ -187,6 +199,15 @@ class StationView:
         if kind == "ticket.fired":
             self._note_stations(tid, data.get("lines") or [])
             return {tid} if self._known(tid) else set()
+        if kind == "ticket.closed":
+            self.closed[tid] = None
+            if len(self.closed) > KEEP_UNKNOWN:
+                for old in list(self.closed)[: KEEP_UNKNOWN // 2]:
+                    del self.closed[old]
+            return set()
+        if kind in {"ticket.reopened", "ticket.voided"}:
+            self.closed.pop(tid, None)
+            return set()
         if kind == "ticket.item_ready" and data.get("station") == EXPO and self.is_expo:
             self.bump_out(tid, now)
             return {tid}

@@ -188,3 +188,15 @@ def test_the_stations_of_other_tickets_are_remembered_within_bounds() -> None:
         view.note_event({"type": "ticket.fired", "data": {"ticket_id": f"X{n}", "lines": [{"stations": ["cold"]}]}}, T0)
     assert len(view.ticket_stations) <= 2000
     assert view.ticket_stations["X4999"] == {"cold"}
+
+
+def test_a_ticket_paid_before_its_food_is_out_survives_a_resync() -> None:
+    view = _synced("grill")
+    view.apply("grill", _msg(11, None, "T1", [_item("a")]), T0)
+    view.apply("grill", _msg(12, 11, "T2", [_item("b")]), T0)
+    view.apply("grill", _msg(13, 12, "T3", [_item("c", state="ready")], "kds.update"), T0)
+    view.note_event({"type": "ticket.closed", "data": {"ticket_id": "T1"}}, T0)
+    view.note_event({"type": "ticket.closed", "data": {"ticket_id": "T3"}}, T0)
+    view.load_snapshot(20, {"tickets": []}, T0)  # the snapshot holds open tickets only
+    assert [c.ticket_id for c in view.cards()] == ["T1"]  # T2 was not seen closed: gone (voided while away)
+    assert view.ticket_ids() == {"T1"}  # T3 was bumped already: nothing to keep
