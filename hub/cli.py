@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloud_relay import cli as relay_cli
 from hub.config import ConfigError, LoadedConfig, load_config
 
 if TYPE_CHECKING:
@@ -91,6 +92,8 @@ def _parser() -> argparse.ArgumentParser:
     core.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
     core.add_argument("--quick", action="store_true", help="a short run for smoke tests")
     core.set_defaults(handler=_bench_core)
+    relay_cli.register_bench(bench)
+    relay_cli.register(sub)
 
     demo = with_config(sub.add_parser("demo", help="run the hub with a scripted tablet playing a few tickets"))
     demo.add_argument("--once", action="store_true", help="stop after the scripted service")
