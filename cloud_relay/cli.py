@@ -45,6 +45,15 @@ def register(sub: Any) -> None:
     add.add_argument("store_id")
     add.add_argument("--config", type=Path, required=True)
     add.set_defaults(handler=_central_store_add)
+    user = central.add_parser("user", help="HQ dashboard users").add_subparsers(metavar="ACTION")
+    uadd = user.add_parser("add", help="create or reset an HQ user; the password is read from stdin")
+    uadd.add_argument("username")
+    uadd.add_argument("--role", required=True, choices=["admin", "analyst"])
+    uadd.add_argument("--config", type=Path, required=True)
+    uadd.set_defaults(handler=_central_user_add)
+    rebuild = central.add_parser("rebuild", help="rebuild every projection from the stored ledgers")
+    rebuild.add_argument("--config", type=Path, required=True)
+    rebuild.set_defaults(handler=_central_rebuild)
     audit = store.add_parser("audit", help="entries, duplicates, gaps and last hash held for a store (JSON)")
     audit.add_argument("store_id")
     audit.add_argument("--config", type=Path, required=True)
@@ -210,6 +219,55 @@ def _central_store_audit(args: argparse.Namespace) -> int:
             await repo.close()
 
     _out(json.dumps({"store": args.store_id} | asyncio.run(_go())))
+    return 0
+
+
+def _central_user_add(args: argparse.Namespace) -> int:
+    import os  # noqa: PLC0415
+    import re  # noqa: PLC0415
+
+    from cloud_relay.central.config import load_central_config  # noqa: PLC0415
+    from cloud_relay.central.repository import Repository  # noqa: PLC0415
+    from hub.contract.types import format_time  # noqa: PLC0415
+    from hub.domain.auth import hash_pin  # noqa: PLC0415
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", args.username):
+        raise RelayCliError(f"user name {args.username!r}: use 1-64 of letters, digits, '_', '.', '-'")
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 10:  # noqa: PLR2004
+        raise RelayCliError("the password (read from stdin) must have at least 10 characters")
+    settings = load_central_config(args.config)
+    hashed = hash_pin(password, os.urandom(16))
+
+    async def _go() -> None:
+        repo = Repository.open(settings.database_url)
+        try:
+            await repo.migrate()
+            await repo.put_user(args.username, args.role, hashed, format_time(datetime.now(UTC)))
+        finally:
+            await repo.close()
+
+    asyncio.run(_go())
+    _out(json.dumps({"user": args.username, "role": args.role}))
+    return 0
+
+
+def _central_rebuild(args: argparse.Namespace) -> int:
+    from cloud_relay.central.config import load_central_config  # noqa: PLC0415
+    from cloud_relay.central.projections import Projector  # noqa: PLC0415
+    from cloud_relay.central.repository import Repository  # noqa: PLC0415
+
+    settings = load_central_config(args.config)
+
+    async def _go() -> int:
+        repo = Repository.open(settings.database_url)
+        try:
+            await repo.migrate()
+            return await Projector(repo).rebuild()
+        finally:
+            await repo.close()
+
+    _out(json.dumps({"rebuilt": True, "entries": asyncio.run(_go())}))
     return 0
 
 

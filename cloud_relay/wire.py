@@ -15,7 +15,7 @@ from typing import Any, Final
 
 SIGNATURE_HEADER: Final = "X-StoreHub-Signature"
 SIGNATURE_PREFIX: Final = "sha256="
-GZIP_LEVEL: Final = 5
+GZIP_LEVEL: Final = 1
 
 
 class BodyTooLargeError(Exception):

@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, OperationalError
+from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
 
 from cloud_relay.central.batch import BatchRefusedError, TooManyEntriesError, check_batch
+from cloud_relay.central.dashboard import add_dashboard
 from cloud_relay.central.keys import key_matches
+from cloud_relay.central.projections import Projector
+from cloud_relay.central.reports_api import add_report_routes
 from cloud_relay.central.repository import Acked, Fork, Gap
 from cloud_relay.wire import SIGNATURE_HEADER, BodyTooLargeError, gunzip_limited, signature_ok
 from hub.contract.types import format_time
@@ -36,6 +40,8 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
     """The central API over `repo`."""
     app = FastAPI(title="StoreHub central", version="1", docs_url="/docs", redoc_url=None)
     secrets_cache: dict[str, bytes] = {}
+    projector = Projector(repo)
+    app.state.projector = projector
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -90,7 +96,9 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
             log.warning("database unavailable during ingest: %s", exc, extra={"store": store})
             return _error(503, "database unavailable, retry", retry_after=RETRY_AFTER_S)
         if isinstance(result, Acked):
-            return JSONResponse({"acked_seq": result.seq})
+            # Projections follow after the answer: a slow report table never holds a relay up.
+            later = BackgroundTask(_project, projector, store) if settings.project_on_ingest else None
+            return JSONResponse({"acked_seq": result.seq}, background=later)
         if isinstance(result, Gap):
             return JSONResponse({"epoch": result.epoch, "expected_seq": result.expected_seq}, status_code=409)
         assert isinstance(result, Fork)  # noqa: S101 - IngestResult is a closed union
@@ -104,7 +112,16 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
         """Refused batches of a store (HQ alerts)."""
         return await repo.quarantined(store)
 
+    add_report_routes(app, repo, settings)
+    add_dashboard(app, repo, box)
     return app
+
+
+async def _project(projector: Projector, store: str) -> None:
+    try:
+        await projector.catch_up(store)
+    except Exception:
+        log.exception("projection failed; `storehub central rebuild` rebuilds it", extra={"store": store})
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

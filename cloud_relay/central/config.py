@@ -6,6 +6,7 @@ database_url = "sqlite+aiosqlite:///central.db"   # or postgresql+asyncpg://user
 host = "127.0.0.1"
 port = 8700
 key_file = "central.key"                          # encrypts the stores' HMAC secrets at rest
+# reports_token: set STOREHUB_CENTRAL__REPORTS_TOKEN (>= 16 characters) to open /v1/reports/...
 ```
 Relative SQLite paths and `key_file` are relative to the config file. `STOREHUB_CENTRAL__<KEY>`
 environment variables override the file.
@@ -38,6 +39,8 @@ class CentralSection(BaseModel):
     max_batch_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
     max_entries: Annotated[int, Field(ge=1, le=100_000)] = 5000
     pool_size: Annotated[int, Field(ge=1, le=100)] = 5
+    reports_token: Annotated[str, Field(min_length=16)] | None = None
+    project_on_ingest: bool = True
 
 
 def load_central_config(path: Path) -> CentralSection:

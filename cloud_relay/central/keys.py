@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 from typing import TYPE_CHECKING
@@ -77,6 +78,18 @@ class SecretBox:
     def seal(self, secret: str) -> str:
         """Encrypt a secret for storage."""
         return self._fernet.encrypt(secret.encode("utf-8")).decode("ascii")
+
+    def seal_session(self, session: dict[str, str]) -> str:
+        """An authenticated, encrypted session cookie value."""
+        return self._fernet.encrypt(json.dumps(session).encode("utf-8")).decode("ascii")
+
+    def open_session(self, cookie: str, ttl_s: int) -> dict[str, str] | None:
+        """The session in a cookie, or None when forged, altered or older than `ttl_s`."""
+        try:
+            data = json.loads(self._fernet.decrypt(cookie.encode("ascii"), ttl=ttl_s))
+        except (InvalidToken, ValueError, UnicodeEncodeError):
+            return None
+        return data if isinstance(data, dict) else None
 
     def open(self, sealed: str) -> bytes:
         """Decrypt a stored secret."""

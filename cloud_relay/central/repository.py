@@ -18,7 +18,7 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from cloud_relay.central.schema import ledger_entries, quarantine, store_heads, stores
+from cloud_relay.central.schema import hq_users, ledger_entries, quarantine, store_heads, stores
 from hub.store.ledger import GENESIS_HASH
 
 if TYPE_CHECKING:
@@ -115,6 +115,30 @@ class Repository:
                 )
             ).first()
         return None if row is None else StoreRecord(row.store_id, row.key_hash, row.secret_enc)
+
+    async def list_stores(self) -> list[str]:
+        """Every registered store id."""
+        async with self.engine.connect() as conn:
+            return [str(r[0]) for r in await conn.execute(select(stores.c.store_id).order_by(stores.c.store_id))]
+
+    # -- HQ users ------------------------------------------------------------------------------
+    async def put_user(self, username: str, role: str, password_hash: str, now: str) -> None:
+        """Create an HQ user or replace its role and password."""
+        async with self._writing(), self.engine.begin() as conn:
+            await conn.execute(hq_users.delete().where(hq_users.c.username == username))
+            await conn.execute(
+                hq_users.insert().values(username=username, role=role, password_hash=password_hash, created_at=now)
+            )
+
+    async def get_user(self, username: str) -> tuple[str, str] | None:
+        """(role, password hash) of an HQ user, or None."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(hq_users.c.role, hq_users.c.password_hash).where(hq_users.c.username == username)
+                )
+            ).first()
+        return None if row is None else (str(row.role), str(row.password_hash))
 
     # -- ingest --------------------------------------------------------------------------------
     async def ingest(self, batch: CheckedBatch, now: str) -> IngestResult:
@@ -317,6 +341,10 @@ class Repository:
         async with self.engine.connect() as conn:
             rows = await conn.execute(query.order_by(ledger_entries.c.epoch, ledger_entries.c.seq))
             return [dict(row._mapping) for row in rows]  # noqa: SLF001
+
+    def writing(self) -> Any:
+        """Hold this around a write transaction (SQLite has one writer; PostgreSQL needs no lock)."""
+        return self._writing()
 
     def _writing(self) -> Any:
         return self._write_lock if self._write_lock is not None else _NoLock()
