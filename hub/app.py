@@ -26,6 +26,7 @@ from hub.contract.errors import ErrorCode
 from hub.contract.types import format_time
 from hub.engine import Engine
 from hub.store.db import Database
+from hub.tls import StorePki, TlsError, ensure_store_pki
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -118,9 +119,29 @@ async def broker_users(engine: Engine, data_dir: Path) -> list[BrokerUser]:
 def broker_config(loaded: LoadedConfig) -> BrokerConfig:
     """The broker settings of a store config; the generated files live in `<data_dir>/broker`."""
     cfg = loaded.config.broker
+    tls = loaded.config.tls
+    pki = store_pki(loaded)
     return BrokerConfig(
-        host=cfg.host, port=cfg.port, websockets_port=cfg.websockets_port, conf_dir=loaded.data_dir / "broker"
+        host=cfg.host,
+        port=cfg.port,
+        websockets_port=cfg.websockets_port,
+        conf_dir=loaded.data_dir / "broker",
+        tls_port=tls.mqtt_port if pki is not None else None,
+        tls_certfile=pki.server_cert if pki is not None else None,
+        tls_keyfile=pki.server_key if pki is not None else None,
+        plaintext_lan=tls.plaintext_lan,
     )
+
+
+def store_pki(loaded: LoadedConfig) -> StorePki | None:
+    """The store CA and the hub's server certificate (made on first use) when `[tls] enabled`."""
+    tls = loaded.config.tls
+    if not tls.enabled:
+        return None
+    try:
+        return ensure_store_pki(loaded.data_dir / "tls", loaded.config.store.id, tls.names)
+    except (TlsError, OSError) as exc:
+        raise HubError(f"[tls]: {exc}") from exc
 
 
 async def apply_registry(engine: Engine, loaded: LoadedConfig, broker: ManagedBroker | None = None) -> None:
@@ -253,7 +274,7 @@ class Hub:
             version=__version__,
             started_at=self.started_at,
             epoch=self.engine.epoch,
-            seq=self.engine.head.seq,
+            seq=self.engine.committed_head.seq,
         )
 
     async def _devices_changed(self) -> None:
@@ -263,10 +284,16 @@ class Hub:
     async def _tick_loop(self) -> None:
         assert self.engine is not None  # noqa: S101 - set in run()
         interval = self.loaded.config.hub.tick_interval_s
+        announced = self.engine.committed_head.seq
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.engine.tick()
+                if self.bus is not None and self.engine.committed_head.seq != announced:
+                    # `hub/status` carries the head as a hint for late joiners; refreshed once a tick.
+                    status = self._status()
+                    self.bus.set_status(status)
+                    announced = status.seq or 0
             except Exception:
                 log.exception("tick failed")
 

@@ -79,6 +79,19 @@ class BrokerSection(BaseModel):
     websockets_port: Port | None = None
 
 
+class TlsSection(BaseModel):
+    """`[tls]`: the store CA, a TLS listener for MQTT beside the LAN one, HTTPS for the manager page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    mqtt_port: Port = 8883
+    names: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["hub.local", "127.0.0.1"])
+    """DNS names and IP addresses devices use to reach the hub (the server certificate's names)."""
+    plaintext_lan: bool = True
+    """false: the plaintext MQTT listeners answer on 127.0.0.1 only (the hub and on-hub services)."""
+
+
 class StaffEntry(BaseModel):
     """`[[staff]]`: bootstraps an empty database only; afterwards staff live in the hub."""
 
@@ -121,6 +134,7 @@ class StoreConfig(BaseSettings):
     store: StoreSection
     hub: HubSection = Field(default_factory=HubSection)
     broker: BrokerSection = Field(default_factory=BrokerSection)
+    tls: TlsSection = Field(default_factory=TlsSection)
     staff: list[StaffEntry] = Field(default_factory=list)
     tables: list[TableEntry] = Field(default_factory=list)
 
