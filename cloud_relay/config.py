@@ -41,6 +41,7 @@ class RelaySection(BaseModel):
     backoff_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.2
     backoff_max_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     status_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    menu_poll_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
     mqtt_username: str | None = "relay"
     mqtt_password_env: str = DEFAULT_MQTT_PASSWORD_ENV
     mqtt_password_file: Path | None = None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -27,6 +28,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_never, wait_exponential_jitter
 
 from cloud_relay import state
+from cloud_relay.mqtt import CommandError
 from cloud_relay.wire import SIGNATURE_HEADER, compress, ledger_path, sign
 from hub.contract.types import format_time
 from hub.store.db import open_reader
@@ -133,6 +135,8 @@ class Relay:
         self._last_status = 0.0
         self._client: httpx.AsyncClient | None = None
         self._prefetched: Batch | None = None
+        self._next_menu_check = 0.0
+        self.menu_etag = state.load_menu_etag(config.state_dir)
         first = self.settings.backoff_initial_s
         self._backoff = wait_exponential_jitter(multiplier=first, max=self.settings.backoff_max_s, jitter=first)
 
@@ -145,6 +149,7 @@ class Relay:
         """Relay until `stop()`; a halt keeps the process up and reporting, sending nothing."""
         async with self._http():
             while not self._stop.is_set():
+                await self._maybe_sync_menu()
                 if self.halted:
                     await self._publish_status(force=False)
                     await self._sleep(self.settings.status_interval_s)
@@ -401,6 +406,44 @@ class Relay:
         log.error("RELAY STOPPED SENDING: %s", reason, extra={"store": self.config.store_id})
         await self._publish_status(force=True)
         raise RelayHaltedError(reason)
+
+    # -- menus from HQ ------------------------------------------------------------------------------
+    async def _maybe_sync_menu(self) -> None:
+        now = time.monotonic()
+        if self.mqtt is None or now < self._next_menu_check:
+            return
+        self._next_menu_check = now + self.settings.menu_poll_s
+        try:
+            await self.sync_menu()
+        except (httpx.HTTPError, CommandError, ValueError) as exc:
+            self.last_error = f"menu from HQ not delivered: {exc}"
+            log.warning("menu from HQ not delivered: %s", exc)
+
+    async def sync_menu(self) -> str | None:
+        """Fetch HQ's menu (ETag) and hand a new one to the hub as `menu.publish`; returns the applied ETag."""
+        assert self._client is not None  # noqa: S101 - called from run()
+        assert self.mqtt is not None  # noqa: S101
+        headers = {"Authorization": f"Bearer {self.config.store_key}"}
+        if self.menu_etag:
+            headers["If-None-Match"] = self.menu_etag
+        url = self.settings.central_url + f"/v1/stores/{self.config.store_id}/menu"
+        response = await self._client.get(url, headers=headers)
+        if response.status_code in (httpx.codes.NOT_MODIFIED, httpx.codes.NOT_FOUND):
+            return None
+        response.raise_for_status()
+        etag = str(response.headers.get("ETag", ""))
+        menu = response.json()
+        cmd_id = "menu-" + hashlib.sha256(etag.encode("utf-8")).hexdigest()[:24]
+        reply = await self.mqtt.command(cmd_id, "menu.publish", menu, wait_s=self.settings.timeout_s)
+        if not reply.get("ok"):
+            error = reply.get("error") or {}
+            raise ValueError(
+                f"the hub refused menu {menu.get('version')!r}: {error.get('code')}: {error.get('message')}"
+            )
+        state.save_menu_etag(self.config.state_dir, etag)
+        self.menu_etag = etag
+        log.info("HQ menu handed to the hub", extra={"version": menu.get("version"), "etag": etag})
+        return etag
 
     # -- plumbing ----------------------------------------------------------------------------------
     @contextlib.asynccontextmanager

@@ -84,7 +84,11 @@ async def service(config_path: Path, *, close_shift: bool = True) -> int:
         await r.ok("ticket.open", {"ticket_id": "svc-2", "channel": "takeout"}, mgr)
         two = [{"line_id": "svc-2-a", "menu_item_id": "biere", "qty": 3}]
         await r.ok("ticket.add_items", {"ticket_id": "svc-2", "items": two}, mgr)
-        await r.ok("ticket.discount", {"ticket_id": "svc-2", "kind": "percent", "value": 10, "reason": "regular"}, mgr)
+        server = await r.login("server")
+        manager = next(s for s in loaded.config.staff if s.role == "manager")
+        approval = {"employee_id": manager.id, "pin": manager.pin}
+        discount = {"ticket_id": "svc-2", "kind": "percent", "value": 10, "reason": "regular"}
+        await r.ok("ticket.discount", discount, server, approve=approval)
         await r.pay("svc-2", mgr, kind="cash")
         refund = {"ticket_id": "svc-2", "lines": [{"line_id": "svc-2-a", "qty": 1}], "tender": "cash", "reason": "flat"}
         await r.ok("ticket.refund", refund, mgr)
@@ -118,8 +122,10 @@ class _Runner:
     def _id(self) -> str:
         return f"{self.prefix}{next(self.ids)}"
 
-    async def ok(self, type_: str, body: dict[str, Any], auth: str | None) -> dict[str, Any]:
-        reply = await self.engine.execute(DEVICE, encode_command(self._id(), type_, body, auth=auth))
+    async def ok(
+        self, type_: str, body: dict[str, Any], auth: str | None, approve: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        reply = await self.engine.execute(DEVICE, encode_command(self._id(), type_, body, auth=auth, approve=approve))
         if not reply.ok:
             raise SampleError(f"{type_}: {reply.error}")
         return dict(reply.result or {})

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 CURSOR_FILE = "cursor.json"
 STATUS_FILE = "status.json"
 SESS_FILE = "mqtt-sess"
+MENU_FILE = "menu-etag"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +83,16 @@ def next_session(state_dir: Path) -> int:
         last = 0
     atomic_write(path, str(last + 1).encode("ascii"))
     return last + 1
+
+
+def load_menu_etag(state_dir: Path) -> str | None:
+    """The ETag of the last menu the hub accepted from HQ, or None."""
+    try:
+        return (state_dir / MENU_FILE).read_text(encoding="utf-8").strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def save_menu_etag(state_dir: Path, etag: str) -> None:
+    """Remember that the hub accepted the menu with this ETag."""
+    atomic_write(state_dir / MENU_FILE, etag.encode("utf-8"))

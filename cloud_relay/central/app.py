@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect
@@ -107,6 +107,8 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
             epoch=batch.epoch, first_seq=batch.first_seq, last_seq=batch.last_seq, fork=True,
         )  # fmt: skip
 
+    _add_store_menu(app, repo)
+
     @app.get("/v1/stores/{store}/quarantine")
     async def quarantined(store: str) -> list[dict[str, Any]]:
         """Refused batches of a store (HQ alerts)."""
@@ -115,6 +117,24 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
     add_report_routes(app, repo, settings)
     add_dashboard(app, repo, box)
     return app
+
+
+def _add_store_menu(app: FastAPI, repo: Repository) -> None:
+    @app.get("/v1/stores/{store}/menu", responses={304: {"description": "unchanged since If-None-Match"}})
+    async def store_menu(store: str, request: Request) -> Response:
+        """The menu HQ wants this store to run; the ETag names its publication."""
+        record = await repo.get_store(store)
+        auth = request.headers.get("authorization", "")
+        if record is None or not auth.startswith("Bearer ") or not key_matches(auth[7:], record.key_hash):
+            return _error(401, "unknown store or bad key")
+        current = await repo.current_menu(store)
+        if current is None:
+            return _error(404, "HQ has published no menu for this store")
+        version, publication, body = current
+        etag = f'"{publication}-{version}"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(body, media_type="application/json", headers={"ETag": etag})
 
 
 async def _project(projector: Projector, store: str) -> None:

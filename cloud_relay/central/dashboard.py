@@ -89,7 +89,7 @@ def add_dashboard(app: FastAPI, repo: Repository, box: SecretBox) -> None:
         by_store = await reports.sales(repo, f, "store")
         data = {
             "by_store": by_store,
-            "items": await reports.item_mix(repo, f),
+            "item_mix": await reports.item_mix(repo, f),
             "tenders": await reports.tender_mix(repo, f),
             "exceptions": await reports.exceptions(repo, f),
             "shifts": await reports.shift_reconciliation(repo, f),
@@ -266,7 +266,8 @@ never shown again.</p><p>Store key: <code id="store-key">{{ created.store_key }}
 <td>{{ r.store_id }}</td><td class="num">{{ r.tickets }}</td><td class="num">{{ money(r.total) }}</td>
 <td class="num">{{ money(r.tips) }}</td></tr>{% endfor %}</table>
 <a href="/export/sales.csv?{{ query|urlencode }}" download>sales.csv</a></section>
-<section id="items"><h2>Item mix</h2><table><tr><th>item</th><th>qty</th><th>amount</th></tr>{% for r in data.items %}
+<section id="items"><h2>Item mix</h2><table><tr><th>item</th><th>qty</th><th>amount</th></tr>
+{% for r in data.item_mix %}
 <tr><td>{{ r.name }}</td><td class="num">{{ r.qty }}</td><td class="num">{{ money(r.amount) }}</td></tr>{% endfor %}
 </table><a href="/export/item-mix.csv?{{ query|urlencode }}" download>item-mix.csv</a></section>
 <section id="tenders"><h2>Tenders</h2><table><tr><th>kind</th><th>count</th><th>amount</th><th>tips</th></tr>

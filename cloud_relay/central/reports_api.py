@@ -1,19 +1,55 @@
-"""`/v1/reports/...`: HQ's JSON reports (OpenAPI at /docs), behind a bearer reports token."""
+"""`/v1/reports/...` and `/v1/menus/...`: HQ's JSON API (OpenAPI at /docs), behind the bearer HQ token."""
 
 from __future__ import annotations
 
 import hmac
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_relay.central import reports
+from hub.contract.menu import Menu
+from hub.contract.types import format_time
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from cloud_relay.central.config import CentralSection
     from cloud_relay.central.repository import Repository
 
 Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+class MenuPublication(BaseModel):
+    """`POST /v1/menus/publish`: a whole menu (CONTRACT.md "Menu") for these stores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stores: Annotated[list[str], Field(min_length=1, max_length=1000)]
+    menu: Menu
+
+
+class MenuRollback(BaseModel):
+    """`POST /v1/menus/rollback`: back to a version these stores already had."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stores: Annotated[list[str], Field(min_length=1, max_length=1000)]
+    version: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+async def _each(stores: list[str], act: Callable[[str, str], Awaitable[str | None]]) -> dict[str, Any]:
+    now = format_time(datetime.now(UTC))
+    refused = {}
+    for store in stores:
+        why = await act(store, now)
+        if why is not None:
+            refused[store] = why
+    if refused:
+        raise HTTPException(409, {"refused": refused, "published": [s for s in stores if s not in refused]})
+    return {"published": stores}
 
 
 def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) -> None:
@@ -79,6 +115,19 @@ def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) 
         """Kitchen speed of service per station."""
         _reader(request)
         return await reports.speed_of_service(repo, reports.Filters(store=store))
+
+    @app.post("/v1/menus/publish")
+    async def publish_menu(request: Request, body: MenuPublication) -> dict[str, Any]:
+        """Publish a versioned menu to one store or a group of stores (their relays fetch it)."""
+        _reader(request)
+        text = body.menu.model_dump_json()
+        return await _each(body.stores, lambda store, now: repo.publish_menu(store, body.menu.version, text, now))
+
+    @app.post("/v1/menus/rollback")
+    async def rollback_menu(request: Request, body: MenuRollback) -> dict[str, Any]:
+        """Make an earlier version the current menu again for one store or a group."""
+        _reader(request)
+        return await _each(body.stores, lambda store, now: repo.publish_menu(store, body.version, None, now))
 
     @app.get("/v1/reports/connectivity")
     async def connectivity(request: Request) -> list[dict[str, Any]]:

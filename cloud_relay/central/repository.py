@@ -18,7 +18,15 @@ from sqlalchemy import event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from cloud_relay.central.schema import hq_users, ledger_entries, quarantine, store_heads, stores
+from cloud_relay.central.schema import (
+    hq_users,
+    ledger_entries,
+    menu_current,
+    menus,
+    quarantine,
+    store_heads,
+    stores,
+)
 from hub.store.ledger import GENESIS_HASH
 
 if TYPE_CHECKING:
@@ -120,6 +128,51 @@ class Repository:
         """Every registered store id."""
         async with self.engine.connect() as conn:
             return [str(r[0]) for r in await conn.execute(select(stores.c.store_id).order_by(stores.c.store_id))]
+
+    # -- menus ---------------------------------------------------------------------------------
+    async def publish_menu(self, store_id: str, version: str, body: str | None, now: str) -> str | None:
+        """Make `version` the store's current menu (storing `body` if new); returns why not, or None.
+
+        Each publication gets a new number, so a rollback to an older version is a new publication.
+        A version is immutable: the same version with another body is refused.
+        """
+        async with self._writing(), self.engine.begin() as conn:
+            if await conn.scalar(select(stores.c.store_id).where(stores.c.store_id == store_id)) is None:
+                return f"unknown store {store_id!r}"
+            stored = await conn.scalar(
+                select(menus.c.body).where(menus.c.store_id == store_id, menus.c.version == version)
+            )
+            if body is None and stored is None:
+                return f"store {store_id!r} never had menu version {version!r}"
+            if body is not None and stored is not None and stored != body:
+                return f"menu version {version!r} of {store_id!r} already exists with other content: use a new version"
+            if stored is None:
+                await conn.execute(menus.insert().values(store_id=store_id, version=version, body=body, created_at=now))
+            last = await conn.scalar(select(menu_current.c.publication).where(menu_current.c.store_id == store_id))
+            await conn.execute(menu_current.delete().where(menu_current.c.store_id == store_id))
+            await conn.execute(
+                menu_current.insert().values(
+                    store_id=store_id, version=version, publication=int(last or 0) + 1, updated_at=now
+                )
+            )
+        return None
+
+    async def current_menu(self, store_id: str) -> tuple[str, int, str] | None:
+        """(version, publication, body) of the store's current menu, or None."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(menu_current.c.version, menu_current.c.publication, menus.c.body)
+                    .select_from(
+                        menu_current.join(
+                            menus,
+                            (menus.c.store_id == menu_current.c.store_id) & (menus.c.version == menu_current.c.version),
+                        )
+                    )
+                    .where(menu_current.c.store_id == store_id)
+                )
+            ).first()
+        return None if row is None else (str(row.version), int(row.publication), str(row.body))
 
     # -- HQ users ------------------------------------------------------------------------------
     async def put_user(self, username: str, role: str, password_hash: str, now: str) -> None:

@@ -189,3 +189,22 @@ hq_users = Table(
     Column("password_hash", Text, nullable=False),
     Column("created_at", String(32), nullable=False),
 )
+
+menus = Table(
+    "menus",
+    metadata,
+    Column("store_id", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    PrimaryKeyConstraint("store_id", "version", name="menus_pk"),
+)
+
+menu_current = Table(
+    "menu_current",
+    metadata,
+    Column("store_id", String(64), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("publication", Integer, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)

@@ -90,10 +90,13 @@ def _store_id(store_config: Path) -> str:
     raise AssertionError("no store id")
 
 
-def storehub(*args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def storehub(
+    *args: str, check: bool = True, env: dict[str, str] | None = None, input_: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the CLI."""
     return subprocess.run(
         [sys.executable, "-m", "hub.cli", *args],
+        input=input_,
         capture_output=True,
         text=True,
         check=check,

@@ -1,14 +1,19 @@
-"""The relay beside a running hub: reads its live database read-only and reports on `device/relay/status`."""
+"""The relay beside a running hub: ships its live ledger, reports on `device/relay/status`, delivers HQ menus."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import threading
+from functools import partial
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 from cloud_relay.mqtt import RelayMqtt
 from cloud_relay.relay import Relay
+from hub.config import load_config
 from hub.contract.topics import Topics
 from tests.cloud_relay.helpers import Central, hub_entries, load_relay, relay_config
 from tests.hubproc import HubProcess, write_config
@@ -22,6 +27,26 @@ def _statuses(client, topic: str) -> list[dict[str, Any]]:
     return [json.loads(p) for p in client.received(topic)]
 
 
+HQ_TOKEN = "hq-token-0123456789abcdef"
+
+
+def _hq(central: Central, path: str, body: dict[str, Any]) -> None:
+    answer = httpx.post(central.url + path, json=body, headers={"Authorization": f"Bearer {HQ_TOKEN}"}, timeout=10)
+    assert answer.status_code == 200, answer.text
+
+
+def _menus(config: Path) -> list[str]:
+    """Versions of every `menu.published` in the hub's ledger, oldest first (read-only)."""
+    path = config.parent / "data" / "hub.db"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT data FROM ledger WHERE type = 'menu.published' ORDER BY seq").fetchall()
+    return [json.loads(row[0])["version"] for row in rows]
+
+
+def _latest_is(config: Path, version: str) -> bool:
+    return _menus(config)[-1:] == [version]
+
+
 def _run(loop: asyncio.AbstractEventLoop, relay: Relay) -> None:
     loop.run_until_complete(relay.run())
 
@@ -32,13 +57,21 @@ def _caught_up(client, topic: str, count: int) -> bool:
 
 def test_relay_ships_a_running_hubs_ledger_and_publishes_its_status(tmp_path: Path) -> None:
     hub = HubProcess(write_config(tmp_path / "store", store_id="live")).start()
-    central = Central(tmp_path / "central", "sqlite+aiosqlite:///" + str(tmp_path / "central" / "c.db")).start()
+    central = Central(
+        tmp_path / "central", "sqlite+aiosqlite:///" + str(tmp_path / "central" / "c.db"),
+        extra=f'reports_token = "{HQ_TOKEN}"\n',
+    ).start()  # fmt: skip
     try:
         tablet = hub.tablet("tab-01")
         tablet.close()  # a few ledger entries more, written by the running hub
         relay_creds = hub.add_device("relay", kind="relay")
         (tmp_path / "store" / "relay.mqtt").write_text(relay_creds.password, encoding="utf-8")
-        options = {"mqtt_username": "relay", "mqtt_password_file": "relay.mqtt", "mqtt_port": hub.port}
+        options = {
+            "mqtt_username": "relay",
+            "mqtt_password_file": "relay.mqtt",
+            "mqtt_port": hub.port,
+            "menu_poll_s": 0.2,
+        }
         config = relay_config(hub.config, central.url, central.add_store("live"), **options)
         observer_creds = hub.add_device("tab-obs")
         observer = connect_client(hub.port, observer_creds.username, observer_creds.password)
@@ -55,6 +88,22 @@ def test_relay_ships_a_running_hubs_ledger_and_publishes_its_status(tmp_path: Pa
         runner.start()
         count, _ = hub_entries(hub.config)
         wait_until(lambda: _caught_up(observer, topic, count), timeout=30, what="a status with the ledger acked")
+
+        # HQ publishes two versions, then rolls back to the first: the hub applies each, via the relay.
+        menu = load_config(hub.config).menu.model_dump(mode="json")
+        for version, price in (("hq-2", 1111), ("hq-3", 2222)):
+            menu = menu | {"version": version, "items": [menu["items"][0] | {"price": price}, *menu["items"][1:]]}
+            _hq(central, "/v1/menus/publish", {"stores": ["live"], "menu": menu})
+            wait_until(partial(_latest_is, hub.config, version), timeout=30, what=f"menu {version} at the hub")
+        _hq(central, "/v1/menus/rollback", {"stores": ["live"], "version": "hq-2"})
+        wait_until(lambda: _menus(hub.config)[-3:] == ["hq-2", "hq-3", "hq-2"], timeout=30, what="the rollback")
+        refused = httpx.post(
+            central.url + "/v1/menus/rollback", json={"stores": ["live"], "version": "never"},
+            headers={"Authorization": f"Bearer {HQ_TOKEN}"}, timeout=10,
+        )  # fmt: skip
+        assert refused.status_code == 409
+        count = hub_entries(hub.config)[0]
+        wait_until(lambda: _caught_up(observer, topic, count), timeout=30, what="the menu entries relayed too")
         loop.call_soon_threadsafe(relay.stop)
         runner.join(20)
         loop.close()

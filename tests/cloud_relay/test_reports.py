@@ -55,12 +55,12 @@ def test_reports_from_a_relayed_service_reconcile_with_the_hub(tmp_path: Path, d
         assert mix == {"escargots": 1, "biere": 3, "creme-brulee": 2}, "voided lines and split shares left out"
         tenders = {row["kind"]: (row["amount"], row["tips"]) for row in reports["tenders"]}
         assert tenders == {"cash": (3050, 0), "external": (1250, 200)}
-        kinds = [(e["kind"], e["amount"], e["actor"]) for e in reports["exceptions"]]
+        kinds = [(e["kind"], e["amount"], e["actor"], e["approver"]) for e in reports["exceptions"]]
         assert kinds == [
-            ("item_void", 1500, "emp-claire"),
-            ("discount", 150, "emp-claire"),
-            ("refund", 450, "emp-claire"),
-            ("no_sale", 0, "emp-claire"),
+            ("item_void", 1500, "emp-claire", None),
+            ("discount", 150, "emp-hugo", "emp-claire"),  # a server's discount, approved by the manager
+            ("refund", 450, "emp-claire", None),
+            ("no_sale", 0, "emp-claire", None),
         ]
         assert [(s["station"], s["lines"]) for s in reports["speed"]] == [("grill", 1)]
         [sales] = reports["sales"]
