@@ -93,7 +93,7 @@ def _relay_run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, relay.stop)
         if args.drain:
             try:
-                await relay.drain()
+                await relay.drain(progress=_progress_bar if sys.stderr.isatty() else None)
             except RelayHaltedError as exc:
                 sys.stderr.write(f"storehub: relay stopped: {exc}\n")
                 return 1
@@ -278,6 +278,16 @@ def _bench_relay(args: argparse.Namespace) -> int:
         raise RelayCliError("--entries must be at least 100")
     _out(json.dumps(run_relay_bench(entries=args.entries), indent=2))
     return 0
+
+
+def _progress_bar(done: int, target: int, width: int = 40) -> None:
+    """A one-line bar on an interactive terminal while a backlog drains."""
+    share = done / target if target else 1.0
+    filled = int(width * share)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{target} entries acked ({share:.0%})")
+    if done >= target:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
 
 
 def _out(text: str) -> None:

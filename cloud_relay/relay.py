@@ -165,8 +165,11 @@ class Relay:
                     await self._sleep(self.settings.poll_s)
         await self._publish_status(force=True)
 
-    async def drain(self) -> int:
-        """Send until central has acknowledged the hub's head as it was at the start; returns the acked seq."""
+    async def drain(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Send until central has acknowledged the hub's head as it was at the start; returns the acked seq.
+
+        `progress(acked_seq, target_seq)` is called after every batch (the CLI draws a bar with it).
+        """
         async with self._http():
             target = (await self._read_head()).seq
             while self.cursor.seq < target:
@@ -175,6 +178,8 @@ class Relay:
                 await self.step(linger=False)
                 if self.halted:
                     raise RelayHaltedError(self.halted)
+                if progress is not None:
+                    progress(self.cursor.seq, target)
         await self._publish_status(force=True)
         return self.cursor.seq
 

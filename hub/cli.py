@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloud_relay import cli as relay_cli
+from hub import backup, doctor
 from hub.config import ConfigError, LoadedConfig, load_config
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = with_config(sub.add_parser("demo", help="run the hub with a scripted tablet playing a few tickets"))
     demo.add_argument("--once", action="store_true", help="stop after the scripted service")
     demo.set_defaults(handler=_demo)
+    backup.register(sub)
+    doctor.register(sub)
     return parser
 
 

@@ -36,9 +36,13 @@ if TYPE_CHECKING:
 
 @pytest.fixture(scope="module")
 def central(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Central]:
-    """One central for the module (each test its own store); it takes at most 30 entries per batch."""
+    """One central for the module (each test its own store): at most 30 entries and 1 MiB per batch."""
     directory = tmp_path_factory.mktemp("central")
-    c = Central(directory, "sqlite+aiosqlite:///" + str(directory / "central.db"), extra="max_entries = 30\n").start()
+    c = Central(
+        directory,
+        "sqlite+aiosqlite:///" + str(directory / "central.db"),
+        extra="max_entries = 30\nmax_batch_bytes = 1048576\n",
+    ).start()
     try:
         yield c
     finally:
@@ -130,8 +134,8 @@ def test_injected_5xx_timeouts_and_a_lost_ack_are_harmless(
     store = hub_ledger(tmp_path / "store", "chaos", 0, cache=ledger_cache)
     creds = central.add_store("chaos")
     plan = ["ok", "500", "503", "stall", "ack_lost", "ok", "429", "ack_lost", "500"]
-    with ChaosProxy(central.url, plan, stall_s=1.5) as proxy:
-        config = relay_config(store, proxy.url, creds, batch_entries=30, timeout_s=0.5)
+    with ChaosProxy(central.url, plan, stall_s=1.0) as proxy:
+        config = relay_config(store, proxy.url, creds, batch_entries=30, timeout_s=0.4)
         relay = Relay(load_relay(config))
         acked = asyncio.run(relay.drain())
     count, _ = hub_entries(store)
@@ -249,7 +253,7 @@ def test_central_refuses_bad_signatures_bombs_and_non_gzip(tmp_path: Path, centr
     assert bad_sig.status_code == 422
     assert bad_sig.json()["kind"] == "signature"
     secret = creds["secret"].encode()
-    bomb = gzip.compress(b"[" + b" " * (70 * 1024 * 1024) + b"]")
+    bomb = gzip.compress(b"[" + b" " * (2 * 1024 * 1024) + b"]")  # 2 kB on the wire, 2 MiB unpacked
     too_big = httpx.post(url, content=bomb, headers=auth | {SIGNATURE_HEADER: sign(secret, bomb)}, timeout=30)
     assert too_big.status_code == 413
     plain = b'{"store":"raw"}'
