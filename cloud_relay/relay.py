@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -159,6 +160,14 @@ class Relay:
                 except _StoppedError:
                     break
                 except RelayHaltedError:
+                    continue
+                except (sqlite3.Error, OSError) as exc:
+                    # The hub's file is busy, being restored, or unreadable for a moment: the ledger
+                    # is still there, so report it and try again rather than die.
+                    self.last_error = f"cannot read the hub's ledger: {exc}"
+                    log.warning("cannot read the hub's ledger: %s", exc)
+                    await self._publish_status(force=False)
+                    await self._sleep(self.settings.backoff_max_s)
                     continue
                 if not sent:
                     await self._publish_status(force=False)

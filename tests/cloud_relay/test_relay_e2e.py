@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -266,3 +267,33 @@ def test_central_refuses_bad_signatures_bombs_and_non_gzip(tmp_path: Path, centr
     shape = httpx.post(url, content=body, headers=auth | {SIGNATURE_HEADER: sign(secret, body)})
     assert shape.status_code == 422
     assert [q["kind"] for q in central.quarantined("raw")] == ["invalid", "signature"]
+
+
+def test_an_unreadable_hub_file_is_reported_and_the_relay_carries_on(
+    tmp_path: Path, central: Central, ledger_cache: Path
+) -> None:
+    directory = tmp_path / "store"
+    store = write_config(directory, store_id="unreadable")
+    (directory / "data").mkdir()
+    (directory / "data" / "hub.db").write_bytes(b"not a database, half-restored" * 100)
+    config = relay_config(store, central.url, central.add_store("unreadable"), backoff_max_s=0.1)
+    relay = Relay(load_relay(config))
+
+    async def scenario() -> str | None:
+        task = asyncio.create_task(relay.run())
+        while not (relay.last_error or "").startswith("cannot read the hub's ledger"):
+            await asyncio.sleep(0.02)
+        seen = relay.last_error
+        (directory / "data" / "hub.db").unlink()
+        await asyncio.to_thread(shutil.copytree, ledger_cache, directory / "data", dirs_exist_ok=True)
+        count, _ = hub_entries(store)
+        while relay.cursor.seq < count:
+            assert not task.done(), "the relay died"
+            await asyncio.sleep(0.02)
+        relay.stop()
+        await asyncio.wait_for(task, 30)
+        return seen
+
+    seen = asyncio.run(asyncio.wait_for(scenario(), 60))
+    assert "not a database" in (seen or "")
+    assert_holds_exactly(central, "unreadable", store)
