@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloud_relay import cli as relay_cli
 from hub import backup, doctor
 from hub.config import ConfigError, LoadedConfig, load_config
 from kds_display import cli as kds_cli
@@ -96,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     core.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
     core.add_argument("--quick", action="store_true", help="a short run for smoke tests")
     core.set_defaults(handler=_bench_core)
+    relay_cli.register_bench(bench)
+    relay_cli.register(sub)
     kds_cli.register_bench(bench)
     kds_cli.register(sub)
 
