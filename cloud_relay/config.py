@@ -1,6 +1,6 @@
 """The relay's `[relay]` section, read from the store's TOML file.
 
-The hub's own loader refuses sections it does not know, so the relay reads the raw file itself:
+The relay reads the raw file itself (the hub keeps `[relay]` without reading it):
 `[store].id`, `[hub].data_dir` (relative to the file, as the hub resolves it), `[broker]` for the
 MQTT defaults, and its own `[relay]` section. Secrets come from the environment or a file, never
 from the TOML itself.

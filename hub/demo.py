@@ -1,7 +1,8 @@
 """`storehub demo`: a whole store on this machine, every part its own process as in a real store.
 
 It starts the hub (with its managed Mosquitto and the manager page), the kitchen screens for the
-grill and expo, and four simulated tablets playing a dinner service (`devices.sim.service`):
+grill and expo, HQ's central API (SQLite) with its dashboard, the relay that ships the hub's ledger
+there, and four simulated tablets playing a dinner service (`devices.sim.service`):
 tables seated, courses fired, an item 86'd, cash and card-terminal payments, a refund and a void
 with approval. It prints the URLs to open, narrates the service, and Ctrl-C stops everything
 cleanly. `--rush` plays the service fast; `--once` plays a bounded service, checks the books and
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 DEMO_DIR = Path(os.environ.get("STOREHUB_DEMO_DIR", REPO / "var" / "demo"))
 TABLETS = 4
+DEMO_HQ_PASSWORD = "bistro-hq-demo"  # noqa: S105 - the throwaway demo's HQ login, printed on start
 SCREENS = (("kds-grill", "grill", 8091), ("kds-expo", "expo", 8092))
 
 
@@ -128,6 +130,7 @@ class Store:
     service: DinnerService | None = None
     env: dict[str, str] = field(default_factory=dict)
     loaded: LoadedConfig | None = None
+    central_toml: Path = Path()
 
     # -- start -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,6 +177,7 @@ class Store:
             health = f"http://127.0.0.1:{port}/healthz"
             self._wait(functools.partial(_http_ok, health), 30, device, screen)
             self.urls[f"{station} screen"] = f"http://127.0.0.1:{port}/"
+        self._start_hq(loaded)
         tablets = [
             Credentials(t, t, self._add(t, "tablet", [])) for t in (f"tab-{i:02d}" for i in range(1, TABLETS + 1))
         ]
@@ -225,6 +229,9 @@ class Store:
         verified = json.loads(result.stdout or "{}")
         say(f"  ledger: {verified.get('entries', verified.get('head_seq'))} entries, chain ok: {verified.get('ok')}")
         ok = result.returncode == 0 and bool(verified.get("ok"))
+        held, head = self.central_holds_the_ledger()
+        say(f"  HQ: central holds {held} of the hub's {head} ledger entries")
+        ok = ok and held == head
         for name, url in self.urls.items():
             if name.endswith("screen"):
                 state = _http_json(url + "api/state")
@@ -235,6 +242,65 @@ class Store:
         if stats is None or stats.tickets_paid == 0:
             ok = False
         return 0 if ok else 1
+
+    def _start_hq(self, loaded: LoadedConfig) -> None:
+        """Central (SQLite) with an HQ user, the store registered, and the relay shipping the ledger."""
+        hq = DEMO_DIR / "central"
+        hq.mkdir()
+        port = free_port(8700)
+        central_toml = hq / "central.toml"
+        central_toml.write_text(
+            f'[central]\ndatabase_url = "sqlite+aiosqlite:///central.db"\nhost = "127.0.0.1"\nport = {port}\n'
+            'key_file = "central.key"\n',
+            encoding="utf-8",
+        )
+        store_id = loaded.config.store.id
+        added = _storehub(["central", "store", "add", store_id, "--config", str(central_toml)], self.env)
+        if added.returncode != 0:
+            raise ConfigError(f"central could not register the store: {added.stderr.strip()}")
+        keys = json.loads(added.stdout)
+        user = _storehub(
+            ["central", "user", "add", "hq", "--role", "admin", "--config", str(central_toml)],
+            self.env,
+            DEMO_HQ_PASSWORD,
+        )
+        if user.returncode != 0:
+            raise ConfigError(f"central could not add the HQ user: {user.stderr.strip()}")
+        central = self._spawn("central", ["central", "run", "--config", str(central_toml), "--log-level", "WARNING"])
+        self._wait(functools.partial(_http_ok, f"http://127.0.0.1:{port}/healthz"), 30, "central", central)
+        self.urls["HQ dashboard"] = f"http://127.0.0.1:{port}/  (user hq, password {DEMO_HQ_PASSWORD})"
+        relay_toml = DEMO_DIR / "relay.toml"
+        relay_toml.write_text(
+            f'[store]\nid = "{store_id}"\n\n[hub]\ndata_dir = "{loaded.data_dir}"\n\n'
+            f"[broker]\nport = {loaded.config.broker.port}\n\n"
+            f'[relay]\ncentral_url = "http://127.0.0.1:{port}"\nstate_dir = "relay-state"\nlinger_s = 0.2\n',
+            encoding="utf-8",
+        )
+        self.env |= {
+            "STOREHUB_RELAY_STORE_KEY": str(keys["store_key"]),
+            "STOREHUB_RELAY_SECRET": str(keys["secret"]),
+            "STOREHUB_RELAY_MQTT_PASSWORD": self._add("relay", "relay", []),
+        }
+        self.central_toml = central_toml
+        self._spawn("relay", ["relay", "run", "--config", str(relay_toml), "--log-level", "WARNING"])
+
+    def central_holds_the_ledger(self, timeout: float = 30.0) -> tuple[int, int]:
+        """(entries at central, entries in the hub's ledger) once the relay caught up, or at the timeout."""
+        head = 0
+        held = -1
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            verified = json.loads(
+                _storehub(["ledger", "verify", "--config", str(self.config)], self.env).stdout or "{}"
+            )
+            head = int(verified.get("head_seq") or 0)
+            store_id = self._loaded().config.store.id
+            audit = _storehub(["central", "store", "audit", store_id, "--config", str(self.central_toml)], self.env)
+            held = int((json.loads(audit.stdout or "{}") or {}).get("entries") or 0)
+            if held == head:
+                break
+            time.sleep(1)
+        return held, head
 
     # -- stop --------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -304,7 +370,7 @@ def _http_json(url: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _storehub(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _storehub(args: list[str], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "hub.cli", *args],
         capture_output=True,
@@ -313,4 +379,5 @@ def _storehub(args: list[str], env: dict[str, str]) -> subprocess.CompletedProce
         cwd=REPO,
         check=False,
         timeout=120,
+        input=stdin,
     )

@@ -43,6 +43,10 @@ def test_the_demo_store_serves_tables_that_reach_the_kitchen_screens_and_the_boo
     assert tables + takeouts == 6
     assert paid == 6
     assert "chain ok: True" in out
+    held = re.search(r"HQ: central holds (\d+) of the hub's (\d+) ledger entries", out)
+    assert held is not None, out
+    assert held.group(1) == held.group(2), "the relay shipped the whole ledger to central"
+    assert re.search(r"HQ dashboard +http://127\.0\.0\.1:\d+/", out), out
     for screen in ("grill", "expo"):
         seen = re.search(rf"{screen} screen: (\d+) tickets", out)
         assert seen is not None, out
