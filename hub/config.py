@@ -211,6 +211,8 @@ class StoreConfig(BaseSettings):
     hub: HubSection = Field(default_factory=HubSection)
     broker: BrokerSection = Field(default_factory=BrokerSection)
     tls: TlsSection = Field(default_factory=TlsSection)
+    relay: dict[str, Any] | None = None
+    """`[relay]` belongs to the relay process (cloud_relay/config.py validates it); the hub only keeps it."""
     staff: list[StaffEntry] = Field(default_factory=list)
     tables: list[TableEntry] = Field(default_factory=list)
     printers: list[PrinterEntry] = Field(default_factory=list)
