@@ -1,6 +1,7 @@
 """`storehub demo`: a whole store on this machine, every part its own process as in a real store.
 
-It starts the hub (with its managed Mosquitto and the manager page), the kitchen screens for the
+It starts the hub (with its managed Mosquitto, the manager page and two virtual printers that print
+kitchen chits and receipts and pop the cash drawer), the kitchen screens for the
 grill and expo, HQ's central API (SQLite) with its dashboard, the relay that ships the hub's ledger
 there, and four simulated tablets playing a dinner service (`devices.sim.service`):
 tables seated, courses fired, an item 86'd, cash and card-terminal payments, a refund and a void
@@ -23,6 +24,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -229,6 +231,11 @@ class Store:
         verified = json.loads(result.stdout or "{}")
         say(f"  ledger: {verified.get('entries', verified.get('head_seq'))} entries, chain ok: {verified.get('ok')}")
         ok = result.returncode == 0 and bool(verified.get("ok"))
+        printed, receipt = self._printed()
+        say(f"  printers: {printed.get('printed', 0)} chits and receipts printed, {printed.get('failed', 0)} failed")
+        if receipt is not None:
+            say(f"  the last receipt as it came out of the printer: {receipt}")
+        ok = ok and printed.get("printed", 0) > 0 and not printed.get("failed")
         held, head = self.central_holds_the_ledger()
         say(f"  HQ: central holds {held} of the hub's {head} ledger entries")
         ok = ok and held == head
@@ -283,6 +290,27 @@ class Store:
         }
         self.central_toml = central_toml
         self._spawn("relay", ["relay", "run", "--config", str(relay_toml), "--log-level", "WARNING"])
+
+    def _printed(self) -> tuple[dict[str, int], Path | None]:
+        """Print jobs by state (read-only from the hub's database), and a PNG of the last receipt."""
+        database = self._loaded().data_dir / "hub.db"
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+            deadline = time.monotonic() + 15
+            while True:  # the last receipts may still be on their way to the printer
+                states = dict(conn.execute("SELECT state, COUNT(*) FROM print_jobs GROUP BY state").fetchall())
+                if (not states.get("queued") and not states.get("printing")) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            row = conn.execute(
+                "SELECT job_id FROM print_jobs WHERE kind = 'receipt' AND state = 'printed' ORDER BY seq DESC LIMIT 1"
+            ).fetchone()
+        if row is None:
+            return states, None
+        png = DEMO_DIR / "last-receipt.png"
+        preview = _storehub(
+            ["printers", "preview", "--config", str(self.config), row[0], "--output", str(png)], self.env
+        )
+        return states, png if preview.returncode == 0 else None
 
     def central_holds_the_ledger(self, timeout: float = 30.0) -> tuple[int, int]:
         """(entries at central, entries in the hub's ledger) once the relay caught up, or at the timeout."""

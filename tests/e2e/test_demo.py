@@ -43,6 +43,11 @@ def test_the_demo_store_serves_tables_that_reach_the_kitchen_screens_and_the_boo
     assert tables + takeouts == 6
     assert paid == 6
     assert "chain ok: True" in out
+    printed = re.search(r"printers: (\d+) chits and receipts printed, (\d+) failed", out)
+    assert printed is not None, out
+    assert int(printed.group(1)) > 0
+    assert printed.group(2) == "0"
+    assert (tmp_path / "demo" / "last-receipt.png").read_bytes().startswith(b"\x89PNG")
     held = re.search(r"HQ: central holds (\d+) of the hub's (\d+) ledger entries", out)
     assert held is not None, out
     assert held.group(1) == held.group(2), "the relay shipped the whole ledger to central"
