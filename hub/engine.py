@@ -486,7 +486,8 @@ class Engine:
             if p.type == "sync":
                 syncs.append(p)
                 continue
-            if p.type not in READ_ONLY_COMMANDS and not clock_ok:
+            writes = p.type not in READ_ONLY_COMMANDS or bool(getattr(p.body, "print", False))
+            if writes and not clock_ok:
                 p.reply = Reply.failure(
                     p.cmd_id,
                     ErrorCode.CLOCK_INVALID,

@@ -62,6 +62,8 @@ class ShiftReport(Body):
 
     kind: Literal["x", "z"]
     shift_id: Id | None = None
+    print: bool = False
+    """Extension: also print it on the receipt printer (an X report, or a Z report again)."""
 
 
 class DrawerCash(Body):

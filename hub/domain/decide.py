@@ -136,7 +136,7 @@ def decide(state: StoreState, cmd: CommandIn, ctx: Context) -> Decision:
     try:
         _admit(work, rule)
         result = rule.handler(work)
-        printing.follow_up(work)  # print jobs caused by the events, written with them (outbox)
+        printing.follow_up(work, result)  # print jobs caused by the events, written with them (outbox)
     except DomainError as error:
         if not work.keep_events_on_error:
             return Decision(error=error)

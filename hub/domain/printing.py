@@ -225,9 +225,26 @@ def _check(config: PrintingConfig) -> None:
 
 
 # -- jobs caused by commands ------------------------------------------------------------------
-def follow_up(w: Work) -> None:
-    """Emit `print.queued` for every job the command's events cause (nothing without printers)."""
+def follow_up(w: Work, result: dict[str, Any] | None = None) -> None:
+    """Emit `print.queued` for every job the command's events cause (nothing without printers).
+
+    A `shift.report` with `print` asks for its report on paper: the report in `result` is queued
+    on the receipt printer (the command then writes that one event; without a printer it is refused).
+    """
     config = w.state.printing
+    if w.cmd.type == "shift.report" and getattr(w.cmd.body, "print", False) and result is not None:
+        printer = _receipt_printer(config, w.cmd.device_id) if config.printers else None
+        if printer is None:
+            raise Conflict("No receipt printer is configured to print the report on")
+        kind = str(result.get("kind") or getattr(w.cmd.body, "kind", "x"))
+        doc = {
+            "kind": "report",
+            "report_kind": kind,
+            "shift_id": result.get("shift_id"),
+            "store": w.ctx.settings.name,
+            "report": result,
+        }
+        _queue(w, printer, doc)
     for event in list(w.events):
         if event.type == "ticket.fired" and config.printers:
             _chits(w, event.data)

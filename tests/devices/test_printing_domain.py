@@ -102,3 +102,19 @@ def test_routing_refuses_unknown_printers_and_self_backup_and_is_replayed():
     count = len(h.ledger)
     h.admin("printers.configure", h.state.printing.model_dump(mode="json") | {"printers": ROUTING["printers"]})
     assert len(h.ledger) == count, "the same table again writes nothing"
+
+
+def test_a_report_is_printed_on_request_and_refused_without_a_receipt_printer():
+    h = routed()
+    h.ok("shift.report", {"kind": "x", "print": True}, as_="mgr")
+    job = h.last("print.queued").data
+    assert job["printer"] == "front-1"
+    assert job["doc"]["report_kind"] == "x"
+    text = Paper.from_bytes(render(job["doc"], Capabilities())).text()
+    assert "X REPORT" in text.upper()
+    before = len(h.events("print.queued"))
+    h.ok("shift.report", {"kind": "x"}, as_="mgr")
+    assert len(h.events("print.queued")) == before, "without `print` the report only answers"
+    bare = store()
+    error = bare.fail("shift.report", {"kind": "x", "print": True}, code="conflict", as_="mgr")
+    assert "receipt printer" in error.message
