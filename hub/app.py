@@ -26,12 +26,14 @@ from hub.contract.errors import ErrorCode
 from hub.contract.types import format_time
 from hub.engine import Engine
 from hub.store.db import Database
+from hub.web.services import WEB_DEVICE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
     from hub.config import LoadedConfig
+    from hub.web.runtime import WebRuntime
 
 log = logging.getLogger("storehub.hub")
 
@@ -110,7 +112,7 @@ async def broker_users(engine: Engine, data_dir: Path) -> list[BrokerUser]:
     users.extend(
         device_user(engine.topics, device.device_id, device.kind, device.stations, hashes[device.device_id])
         for device in sorted(engine.state.devices.values(), key=lambda d: d.device_id)
-        if device.active and device.device_id in hashes
+        if device.active and device.device_id in hashes and device.device_id != WEB_DEVICE
     )
     return users
 
@@ -189,6 +191,7 @@ class Hub:
         self.engine: Engine | None = None
         self.broker: ManagedBroker | None = None
         self.bus: PahoBus | None = None
+        self.web: WebRuntime | None = None
         self.started_at = format_time(datetime.now(UTC))
         self._stop = asyncio.Event()
 
@@ -203,6 +206,10 @@ class Hub:
         async with open_engine(self.loaded, for_hub=True) as engine:
             self.engine = engine
             await bootstrap(engine, self.loaded)
+            from hub.web.runtime import WebRuntime  # noqa: PLC0415 - FastAPI only where the hub runs
+
+            self.web = web = WebRuntime(engine, self.loaded, self.describe)
+            await web.prepare()
             if cfg.broker.managed:
                 self.broker = ManagedBroker(broker_config(self.loaded))
                 await self.broker.start(await broker_users(engine, self.data_dir))
@@ -213,14 +220,15 @@ class Hub:
                 BusSettings(cfg.broker.host, cfg.broker.port, "hub", hub_password(self.data_dir)), engine.topics
             )
             self.bus = bus
-            engine.attach(bus)
+            engine.attach(web.publisher(bus))
             try:
                 await bus.start(
                     self._status(),
                     on_command=engine.submit,
-                    on_device_status=engine.note_device_status,
+                    on_device_status=web.on_device_status(engine.note_device_status),
                     on_connect=engine.republish,
                 )
+                await web.start()
                 server = await asyncio.start_unix_server(
                     self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
                 )
@@ -241,6 +249,7 @@ class Hub:
                     with contextlib.suppress(FileNotFoundError):
                         (self.data_dir / SOCKET_NAME).unlink()
             finally:
+                await web.stop()
                 await engine.flush_acked()
                 await bus.stop()
                 if self.broker is not None:
@@ -292,6 +301,8 @@ class Hub:
             secret = request.get("secret")
         except (ValueError, KeyError, TypeError):
             return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, "control request must be {type, body, secret?}")
+        if type_ == "device.pair_code" and self.web is not None:
+            return self.web.pair_code(body)
         if type_ == "hub.status":
             described = self.describe()
             if body.get("reset_stats"):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub.config import ConfigError, LoadedConfig, load_config
+from hub.web import cli as web_cli
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke = with_config(device.add_parser("revoke", help="revoke a device: the broker refuses it from now on"))
     revoke.add_argument("device_id")
     revoke.set_defaults(handler=_device_revoke)
+    web_cli.register(device)
 
     ledger = sub.add_parser("ledger", help="the hash-chained ledger").add_subparsers(metavar="ACTION")
     verify = with_config(ledger.add_parser("verify", help="walk the chain; exit 1 at the first bad entry"))
@@ -91,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     core.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
     core.add_argument("--quick", action="store_true", help="a short run for smoke tests")
     core.set_defaults(handler=_bench_core)
+    web_cli.register_bench(bench)
 
     demo = with_config(sub.add_parser("demo", help="run the hub with a scripted tablet playing a few tickets"))
     demo.add_argument("--once", action="store_true", help="stop after the scripted service")

@@ -1,0 +1,106 @@
+"""The manager page as part of a running hub: built, started and stopped by `hub.app.Hub.run`.
+
+web = WebRuntime(engine, loaded, describe)
+await web.prepare()                        # after bootstrap: registers the `web` device
+engine.attach(web.publisher(bus))          # commits wake the live pages
+on_device_status = web.on_device_status(engine.note_device_status)
+await web.start()                          # serves http://{web.host}:{hub.web_port}
+...
+await web.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from devices.registry import PairingCodes, PairingError
+from hub.contract.envelopes import Reply
+from hub.contract.errors import ErrorCode
+from hub.contract.types import format_time
+from hub.web.app import WebSettings, create_app
+from hub.web.server import WebServer
+from hub.web.services import WebServices, ensure_web_device
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from hub.config import LoadedConfig
+    from hub.engine import Engine, Publisher
+
+log = logging.getLogger("storehub.web")
+
+
+class WebRuntime:
+    """Services, app and server of the manager page."""
+
+    def __init__(self, engine: Engine, loaded: LoadedConfig, describe: Callable[[], dict[str, Any]]) -> None:
+        cfg = loaded.config
+        self.codes = PairingCodes(engine.clock, ttl_s=cfg.web.pair_code_ttl_s)
+        self.services = WebServices(engine, loaded, self.codes, describe)
+        settings = WebSettings(
+            session_ttl_s=cfg.web.session_ttl_s,
+            login_max_failures=cfg.web.login_max_failures,
+            login_window_s=cfg.web.login_window_s,
+            login_lockout_s=cfg.web.login_lockout_s,
+            secure_cookies=cfg.web.secure_cookies,
+        )
+        self.app = create_app(self.services, settings)
+        self.enabled = cfg.web.enabled
+        self.server = WebServer(self.app, cfg.web.host, cfg.hub.web_port)
+
+    async def prepare(self) -> None:
+        """Register the `web` device so the page's commands are admitted."""
+        await ensure_web_device(self.services.engine)
+
+    def publisher(self, inner: Publisher) -> Publisher:
+        """The bus, teed into the live pages."""
+        return self.services.feed.tee(inner)
+
+    def on_device_status(self, inner: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
+        """Presence updates also refresh the devices page."""
+
+        def note(device_id: str, status: dict[str, Any]) -> None:
+            inner(device_id, status)
+            self.services.feed.notify(f"presence/{device_id}")
+
+        return note
+
+    async def start(self) -> None:
+        """Serve the page (unless `[web] enabled = false`)."""
+        if not self.enabled:
+            return
+        from hub.app import HubError  # noqa: PLC0415 - hub.app imports this module lazily, never the reverse
+        from hub.web.server import WebServerError  # noqa: PLC0415
+
+        try:
+            await self.server.start()
+        except WebServerError as exc:
+            raise HubError(str(exc)) from exc
+        log.info("manager page ready", extra={"url": f"http://{self.server.host}:{self.server.port}/"})
+
+    async def stop(self) -> None:
+        """Close live pages and stop serving."""
+        self.services.feed.close()
+        await self.server.stop()
+
+    def pair_code(self, body: dict[str, Any]) -> Reply:
+        """`storehub device pair` over the control socket: a fresh one-time code."""
+        kind = body.get("kind")
+        stations = body.get("stations") or []
+        if (kind is not None and not isinstance(kind, str)) or not isinstance(stations, list):
+            return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, "kind must be a string and stations a list")
+        try:
+            offer = self.codes.issue(kind=kind, stations=tuple(str(s) for s in stations), issued_by="admin")
+        except PairingError as refused:
+            return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, refused.message)
+        self.services.feed.notify("pairing")
+        port = self.server.port
+        result = {
+            "code": offer.code,
+            "expires_at": format_time(offer.expires_at),
+            "kind": offer.kind,
+            "stations": list(offer.stations),
+            "pair_url": f"http://{self.server.host}:{port}/api/pair",
+        }
+        return Reply.success(None, self.services.engine.head.seq, result)
