@@ -30,6 +30,7 @@ from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import StreamingResponse
 
 from devices.registry import PAIRABLE_KINDS, PairingError
@@ -214,6 +215,7 @@ def create_app(services: WebServices, settings: WebSettings | None = None) -> Fa
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(WebError, web.on_web_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, web.on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, web.on_http_error)  # type: ignore[arg-type]
     app.middleware("http")(web.count_requests)
     _routes(app, web)
     return app
@@ -258,6 +260,12 @@ class _Web:
         if _wants_html(request):
             return self.render(request, "error.html", None, {"error": exc}, status=exc.status)
         return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
+
+    async def on_http_error(self, request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        message = {404: f"No such page or endpoint: {request.url.path}", 405: f"{request.method} is not allowed here"}
+        error = WebError(exc.status_code, code, message.get(exc.status_code, str(exc.detail)))
+        return await self.on_web_error(request, error)
 
     async def on_validation_error(self, request: Request, exc: RequestValidationError) -> Response:
         del request

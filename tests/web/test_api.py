@@ -1,0 +1,247 @@
+"""The manager page's JSON API against a real hub: CSRF, roles, sessions, pairing, revoke, lockout."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from devices.sim.tablet import Credentials, DeviceError, SimTablet
+from tests.hubproc import STAFF, storehub
+from tests.web.conftest import prelogin_csrf
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import httpx
+
+    from tests.web.conftest import WebHub
+
+pytestmark = pytest.mark.e2e
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    """Poll until `check()` is truthy (generous: other suites share the cores); never a timed assertion."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
+@pytest.fixture
+def manager(web_hub: WebHub) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    with web_hub.client() as client:
+        csrf = web_hub.login(client, *STAFF["mgr"])
+        yield client, {"X-CSRF-Token": csrf}
+
+
+def test_service_endpoints(web_hub: WebHub) -> None:
+    with web_hub.client() as client:
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        assert health.json()["broker_connected"] is True
+        metrics = client.get("/metrics")
+        assert metrics.status_code == 200
+        assert "storehub_ledger_seq " in metrics.text
+        assert "storehub_web_requests_total" in metrics.text
+        spec = client.get("/openapi.json").json()
+        assert "/api/pair" in spec["paths"]
+        assert "/api/shift/close" in spec["paths"]
+        assert client.get("/api/dashboard").status_code == 401
+
+
+def test_every_post_needs_the_csrf_token(web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]) -> None:
+    client, headers = manager
+    missing = client.post("/api/menu/availability", json={"menu_item_id": "espresso", "available": False})
+    assert missing.status_code == 403
+    assert missing.json()["error"]["code"] == "csrf"
+    wrong = client.post(
+        "/api/menu/availability",
+        json={"menu_item_id": "espresso", "available": False},
+        headers={"X-CSRF-Token": "not-the-token"},
+    )
+    assert wrong.status_code == 403
+    board = {i["menu_item_id"]: i for i in client.get("/api/menu/availability").json()}
+    assert board["espresso"]["available"] is True  # nothing happened
+    with web_hub.client() as stranger:  # a login without the pre-login token is refused too
+        refused = stranger.post("/api/login", json={"employee_id": STAFF["mgr"][0], "pin": STAFF["mgr"][1]})
+        assert refused.status_code == 403
+    assert client.post("/api/logout").status_code == 403
+    assert client.get("/api/me", headers=headers).status_code == 200
+
+
+def test_other_roles_get_a_read_only_floor(web_hub: WebHub) -> None:
+    with web_hub.client() as client:
+        csrf = web_hub.login(client, *STAFF["server"])
+        assert client.get("/api/me").json()["read_only"] is True
+        assert client.get("/api/dashboard").status_code == 200
+        assert client.get("/api/staff").status_code == 403
+        refused = client.post(
+            "/api/menu/availability",
+            json={"menu_item_id": "espresso", "available": False},
+            headers={"X-CSRF-Token": csrf},
+        )
+        assert refused.status_code == 403
+        page = client.get("/", headers={"Accept": "text/html"})
+        assert "(read-only)" in page.text
+        assert "Orders" not in page.text
+        assert client.get("/staff", headers={"Accept": "text/html"}).status_code == 403
+
+
+def test_shift_actions_are_ledgered_with_the_manager_as_actor(
+    web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]
+) -> None:
+    client, headers = manager
+    opened = client.post("/api/shift/open", json={"opening_float": 10000}, headers=headers)
+    assert opened.status_code == 200, opened.text
+    shift_id = opened.json()["shift_id"]
+    keyed = headers | {"Idempotency-Key": "payin-1"}
+    for _ in range(2):  # a double-click with the same key pays in once
+        moved = client.post(
+            "/api/shift/cash", json={"kind": "pay_in", "amount": 500, "reason": "change"}, headers=keyed
+        )
+        assert moved.status_code == 200, moved.text
+    bad = client.post("/api/shift/cash", json={"kind": "pay_in", "amount": -5, "reason": "x"}, headers=headers)
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "invalid_payload"
+    assert client.post("/api/shift/no_sale", json={"reason": "change for a 50"}, headers=headers).status_code == 200
+    x = client.get(f"/api/shifts/{shift_id}/report", params={"kind": "x"}).json()
+    assert x["cash"]["pay_in"] == 500
+    assert "expected" not in x["cash"]  # blind until the count
+    entries = client.get("/api/ledger", params={"after": 0, "limit": 500}).json()
+    mine = [e for e in entries if e["type"] in ("shift.opened", "shift.cash_moved", "drawer.opened")]
+    assert [e["type"] for e in mine] == ["shift.opened", "shift.cash_moved", "drawer.opened"]
+    assert {e["actor"] for e in mine} == {STAFF["mgr"][0]}
+    assert {e["device"] for e in mine} == {"web"}
+    verified = client.post("/api/ledger/verify", headers=headers).json()
+    assert verified["ok"] is True
+    assert verified["entries"] == verified["head_seq"]
+    z = client.post("/api/shift/close", json={"counted_cash": 10400}, headers=headers)
+    assert z.status_code == 200, z.text
+    assert z.json()["cash"]["expected"] == 10500
+    assert z.json()["cash"]["over_short"] == -100
+    closed = client.post("/api/shift/cash", json={"kind": "drop", "amount": 100, "reason": "late"}, headers=headers)
+    assert closed.status_code == 409
+    assert closed.json()["error"]["code"] == "shift_closed"
+
+
+def test_a_deactivated_employee_is_logged_out_at_once(
+    web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]
+) -> None:
+    client, headers = manager
+    added = client.post(
+        "/api/staff",
+        json={"employee_id": "emp-nina", "name": "Nina", "role": "manager", "pin": "5271"},
+        headers=headers,
+    )
+    assert added.status_code == 200, added.text
+    with web_hub.client() as nina:
+        web_hub.login(nina, "emp-nina", "5271")
+        assert nina.get("/api/me").status_code == 200
+        assert client.post("/api/staff/emp-nina/deactivate", headers=headers).status_code == 200
+        assert nina.get("/api/me").status_code == 401
+    again = client.post("/api/staff/emp-nina/deactivate", headers=headers)
+    assert again.status_code == 409
+    people = {p["employee_id"]: p for p in client.get("/api/staff").json()}
+    assert people["emp-nina"]["active"] is False
+    weak = client.post("/api/staff/emp-hugo/pin", json={"pin": "12"}, headers=headers)
+    assert weak.status_code == 422
+
+
+def _pair(web_hub: WebHub, *args: str) -> str:
+    out = storehub("device", "pair", "--config", str(web_hub.proc.config), *args)
+    return str(json.loads(out.stdout.strip().splitlines()[-1])["code"])
+
+
+def test_pairing_end_to_end_and_revoke_kicks_the_device(
+    web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]
+) -> None:
+    client, headers = manager
+    code = _pair(web_hub, "--kind", "tablet")
+    with web_hub.client() as device:
+        mismatch = device.post(
+            "/api/pair", json={"code": code, "device_id": "kds-x", "kind": "kds", "stations": ["grill"]}
+        )
+        assert mismatch.status_code == 409  # the code was made for a tablet; it stays usable
+        paired = device.post("/api/pair", json={"code": code, "device_id": "tab-paired", "kind": "tablet"})
+        assert paired.status_code == 201, paired.text
+        creds = paired.json()
+        assert creds["broker"]["port"] == web_hub.proc.port
+        assert creds["store"] == web_hub.proc.store_id
+        reuse = device.post("/api/pair", json={"code": code, "device_id": "tab-other", "kind": "tablet"})
+        assert reuse.status_code == 403
+        assert "already used" in reuse.json()["error"]["message"]
+
+    tablet = SimTablet(
+        creds["store"],
+        Credentials(creds["device_id"], creds["username"], creds["password"]),
+        port=creds["broker"]["port"],
+    ).connect()
+    try:
+        assert tablet.login(*STAFF["server"])  # its own credentials work end to end
+
+        def presence() -> str | None:
+            devices = {d["device_id"]: d for d in client.get("/api/devices").json()["devices"]}
+            found = devices.get("tab-paired", {}).get("presence")
+            return str(found) if found is not None else None
+
+        eventually(lambda: presence() == "online", "the paired tablet shows online")
+        revoked = client.post("/api/devices/tab-paired/revoke", headers=headers)
+        assert revoked.status_code == 200, revoked.text
+        eventually(lambda: not tablet.client.is_connected(), "the broker dropped the revoked tablet")
+        with pytest.raises(DeviceError):
+            SimTablet(
+                creds["store"], Credentials("tab-paired", "tab-paired", creds["password"]), port=creds["broker"]["port"]
+            ).connect(timeout=3)
+    finally:
+        tablet.client.disconnect()
+        tablet.client.loop_stop()
+    assert client.post("/api/devices/web/revoke", headers=headers).status_code == 409
+
+
+def test_expired_and_wrong_codes_are_refused(web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]) -> None:
+    client, headers = manager
+    issued = client.post("/api/devices/pair-code", json={"kind": "kds", "stations": ["grill"]}, headers=headers)
+    assert issued.status_code == 200
+    code = issued.json()["code"]
+    # The fixture's codes live 2 s (`[web] pair_code_ttl_s`): wait until the hub dropped it.
+    eventually(lambda: code not in {c["code"] for c in client.get("/api/devices").json()["codes"]}, "code expiry", 20)
+    with web_hub.client() as device:
+        late = device.post(
+            "/api/pair", json={"code": code, "device_id": "kds-late", "kind": "kds", "stations": ["grill"]}
+        )
+        assert late.status_code == 403
+        malformed = device.post("/api/pair", json={"code": "12ab", "device_id": "x", "kind": "tablet"})
+        assert malformed.status_code == 422
+        statuses = [
+            device.post("/api/pair", json={"code": f"{n:06d}", "device_id": "guess", "kind": "tablet"}).status_code
+            for n in range(6)
+        ]
+        assert statuses[-1] == 429  # guessing codes gets the client locked out
+    assert client.post("/api/devices/pair-code", json={"kind": "kds"}, headers=headers).status_code == 422
+
+
+def test_wrong_pins_lock_the_login_out(web_hub: WebHub) -> None:
+    """Last in the module: the lockout also covers the hub's `web` device for a while."""
+    with web_hub.client() as client:
+        pre = prelogin_csrf(client)
+        codes = []
+        for _ in range(6):
+            reply = client.post(
+                "/api/login", json={"employee_id": STAFF["cashier"][0], "pin": "9999"}, headers={"X-CSRF-Token": pre}
+            )
+            codes.append(reply.status_code)
+        assert codes[:5] == [401] * 5
+        assert codes[5] == 429
+        right = client.post(
+            "/api/login",
+            json={"employee_id": STAFF["cashier"][0], "pin": STAFF["cashier"][1]},
+            headers={"X-CSRF-Token": pre},
+        )
+        assert right.status_code == 429
+        assert "try again" in right.json()["error"]["message"]
