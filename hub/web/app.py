@@ -382,18 +382,20 @@ class _Web:
             "counts": views.bucket_counts(rows),
         }
 
-    def region(self, name: str, s: WebSession) -> str:
-        """One live region's HTML."""
+    def regions(self, names: Iterable[str], s: WebSession) -> dict[str, str]:
+        """The HTML of live regions, from one consistent read of the state."""
+        names = list(names)
         context: dict[str, Any] = {"s": s, "csrf": s.csrf, "banner": self.banner()}
         state = self.services.engine.state
-        if name in ("shift", "floor", "orders"):
+        if {"shift", "floor", "orders"} & set(names):
             context |= self.dashboard()
-        elif name == "board":
+        if "board" in names:
             context["items"] = views.availability(state)
-        elif name == "devices":
+        if "devices" in names:
             context["devices"] = self.devices()
             context["codes"] = [_offer(o) for o in self.services.codes.pending()]
-        return self.templates.env.get_template(f"_{name}.html").render(context)
+        env = self.templates.env
+        return {name: env.get_template(f"_{name}.html").render(context) for name in names}
 
     def devices(self) -> list[dict[str, Any]]:
         return views.devices(self.services.engine.state, self.services.engine.presence, frozenset({WEB_DEVICE}))
@@ -518,7 +520,7 @@ class _Web:
                 if self.sessions.get(s.sid, self.services.engine.state) is None:
                     yield "event: logout\ndata: {}\n\n"
                     return
-                html = {name: self.region(name, s) for name in regions}
+                html = self.regions(regions, s)
                 message = {"seq": self.services.engine.head.seq, "committed_ms": change.committed_ms, "html": html}
                 yield f"data: {json.dumps(message)}\n\n"
         finally:
@@ -898,7 +900,7 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
     async def live(s: Session, regions: Annotated[str, Query(max_length=200)] = "") -> StreamingResponse:
         wanted = [r for r in regions.split(",") if r in LIVE_REGIONS]
         if not s.manager:
-            wanted = [r for r in wanted if r in ("banner", "floor")]
+            wanted = [r for r in wanted if r in ("banner", "shift", "floor")]
         return StreamingResponse(
             web.live(s, wanted),
             media_type="text/event-stream",
