@@ -504,6 +504,7 @@ class _Web:
     async def live(self, s: WebSession, regions: list[str]) -> AsyncIterator[str]:
         feed = self.services.feed
         queue = feed.listen()
+        sent: dict[str, str] = {}
         try:
             yield f"retry: 2000\ndata: {json.dumps({'hello': True, 'seq': self.services.engine.head.seq})}\n\n"
             while True:
@@ -520,7 +521,9 @@ class _Web:
                 if self.sessions.get(s.sid, self.services.engine.state) is None:
                     yield "event: logout\ndata: {}\n\n"
                     return
-                html = self.regions(regions, s)
+                fresh = self.regions(regions, s)
+                html = {name: text for name, text in fresh.items() if sent.get(name) != text}
+                sent.update(html)  # unchanged regions are not sent: the page keeps its DOM (and focus)
                 message = {"seq": self.services.engine.head.seq, "committed_ms": change.committed_ms, "html": html}
                 yield f"data: {json.dumps(message)}\n\n"
         finally:
