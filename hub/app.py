@@ -262,7 +262,7 @@ class Hub:
             version=__version__,
             started_at=self.started_at,
             epoch=self.engine.epoch,
-            seq=self.engine.head.seq,
+            seq=self.engine.committed_head.seq,
         )
 
     async def _devices_changed(self) -> None:
@@ -272,10 +272,16 @@ class Hub:
     async def _tick_loop(self) -> None:
         assert self.engine is not None  # noqa: S101 - set in run()
         interval = self.loaded.config.hub.tick_interval_s
+        announced = self.engine.committed_head.seq
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.engine.tick()
+                if self.bus is not None and self.engine.committed_head.seq != announced:
+                    # `hub/status` carries the head as a hint for late joiners; refreshed once a tick.
+                    status = self._status()
+                    self.bus.set_status(status)
+                    announced = status.seq or 0
             except Exception:
                 log.exception("tick failed")
 

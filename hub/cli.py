@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import logging
 import signal
@@ -75,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=_device_revoke)
     web_cli.register(device)
 
+    _staff_commands(sub.add_parser("staff", help="add, list, deactivate staff; change roles and PINs"))
+
     ledger = sub.add_parser("ledger", help="the hash-chained ledger").add_subparsers(metavar="ACTION")
     verify = with_config(ledger.add_parser("verify", help="walk the chain; exit 1 at the first bad entry"))
     verify.set_defaults(handler=_ledger_verify)
@@ -99,6 +102,32 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="stop after the scripted service")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+def _staff_commands(parser: argparse.ArgumentParser) -> None:
+    staff = parser.add_subparsers(metavar="ACTION")
+    staff_add = _with_config(staff.add_parser("add", help="add an employee (the PIN is read from stdin or a prompt)"))
+    staff_add.add_argument("employee_id")
+    staff_add.add_argument("--name", required=True)
+    staff_add.add_argument("--role", required=True, choices=ROLES)
+    staff_add.set_defaults(handler=_staff_add)
+    staff_list = _with_config(staff.add_parser("list", help="list employees (never their PINs)"))
+    staff_list.set_defaults(handler=_staff_list)
+    staff_off = _with_config(staff.add_parser("deactivate", help="stop an employee's logins; their sessions end now"))
+    staff_off.add_argument("employee_id")
+    staff_off.set_defaults(handler=_staff_deactivate)
+    staff_role = _with_config(staff.add_parser("set-role", help="change an employee's role"))
+    staff_role.add_argument("employee_id")
+    staff_role.add_argument("role", choices=ROLES)
+    staff_role.set_defaults(handler=_staff_set_role)
+    staff_pin = _with_config(staff.add_parser("reset-pin", help="set a new PIN (read from stdin or a prompt)"))
+    staff_pin.add_argument("employee_id")
+    staff_pin.set_defaults(handler=_staff_reset_pin)
+
+
+def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--config", type=Path, required=True, help="the store's TOML config")
+    return p
 
 
 # -- hub ---------------------------------------------------------------------------------------
@@ -212,6 +241,65 @@ def _device_revoke(args: argparse.Namespace) -> int:
     loaded = _load(args)
     _admin(loaded, "device.revoke", {"device_id": args.device_id})
     print(json.dumps({"device_id": args.device_id, "revoked": True}))
+    return 0
+
+
+# -- staff -------------------------------------------------------------------------------------
+ROLES = ("kitchen", "server", "cashier", "manager")
+
+
+def _read_pin() -> str:
+    """A PIN from a prompt (typed twice) or one line of stdin; never from the command line (ps shows argv)."""
+    if sys.stdin.isatty():
+        pin = getpass.getpass("PIN (4-8 digits): ")
+        if getpass.getpass("PIN again: ") != pin:
+            raise CliError("the two PINs differ; nothing was changed")
+    else:
+        pin = sys.stdin.readline().strip()
+    if not pin.isdigit() or not 4 <= len(pin) <= 8:  # noqa: PLR2004 - the contract's PIN length
+        raise CliError("a PIN is 4 to 8 digits; nothing was changed")
+    return pin
+
+
+def _staff_add(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    pin = _read_pin()
+    body = {"employee_id": args.employee_id, "name": args.name, "role": args.role, "pin": pin}
+    answer = _admin(loaded, "staff.add", body)
+    print(json.dumps({"employee_id": args.employee_id, "name": args.name, "role": args.role, "seq": answer.get("seq")}))
+    return 0
+
+
+def _staff_list(args: argparse.Namespace) -> int:
+    from hub.store.db import open_reader  # noqa: PLC0415
+
+    path = _database(_load(args))
+
+    async def _go() -> list[dict[str, Any]]:
+        async with open_reader(path) as conn, conn.execute("SELECT doc FROM p_staff ORDER BY employee_id") as cursor:
+            return [json.loads(row[0]) async for row in cursor]
+
+    for employee in asyncio.run(_go()):
+        print(json.dumps(employee))
+    return 0
+
+
+def _staff_deactivate(args: argparse.Namespace) -> int:
+    answer = _admin(_load(args), "staff.deactivate", {"employee_id": args.employee_id})
+    print(json.dumps({"employee_id": args.employee_id, "active": False, "seq": answer.get("seq")}))
+    return 0
+
+
+def _staff_set_role(args: argparse.Namespace) -> int:
+    answer = _admin(_load(args), "staff.set_role", {"employee_id": args.employee_id, "role": args.role})
+    print(json.dumps({"employee_id": args.employee_id, "role": args.role, "seq": answer.get("seq")}))
+    return 0
+
+
+def _staff_reset_pin(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    answer = _admin(loaded, "staff.reset_pin", {"employee_id": args.employee_id, "pin": _read_pin()})
+    print(json.dumps({"employee_id": args.employee_id, "pin_reset": True, "seq": answer.get("seq")}))
     return 0
 
 

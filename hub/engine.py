@@ -2,10 +2,18 @@
 
 A command's path: decode with `hub.contract` → idempotency check on (device, id) → `hub.domain`
 decides → its events are chained into the ledger, applied to the in-memory state and to the
-projections, and the reply, events, KDS messages and changed retained state are written to the
-outbox — all in ONE SQLite transaction per batch of commands (group commit) — then published.
-A reply with `ok: true` therefore means durable. After a restart the outbox is published again,
-so nothing committed is left unpublished (at-least-once; clients dedupe events by `seq`).
+projections, the KDS messages are written to the outbox and the command's reply is remembered —
+all in ONE SQLite transaction per batch of commands (group commit) — then everything is published.
+A reply with `ok: true` therefore means durable.
+
+Nothing committed is left unpublished, and little is written twice to get there:
+- events are the ledger itself: a `published_seq` cursor (meta) follows the broker's PUBACKs, and
+  after a restart or a reconnect every entry above it is published again from the ledger;
+- KDS messages carry per-station `prev` numbers that cannot be rebuilt, so they go through the outbox;
+- retained `state/…` is republished from the state on every connect;
+- a reply lost in a crash is answered again from `processed_commands` when the device re-sends
+  its command (devices re-send with the same id until they get a reply).
+Delivery is at-least-once; clients dedupe events by `seq`.
 """
 
 from __future__ import annotations
@@ -46,7 +54,7 @@ from hub.store.db import Database, Writes, is_storage_full
 from hub.store.ledger import INSERT_SQL, Head, LedgerEntry, canonical_json, make_entry, read_entries, read_head
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 
 log = logging.getLogger("storehub.engine")
 
@@ -65,6 +73,7 @@ PROCESSED_SQL: Final = (
     "INSERT OR REPLACE INTO processed_commands (device, cmd_id, type, body_hash, reply, at) VALUES (?, ?, ?, ?, ?, ?)"
 )
 OUTBOX_SQL: Final = "INSERT INTO outbox (id, topic, payload, qos, retain) VALUES (?, ?, ?, ?, ?)"
+META_SQL: Final = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 SECRET_SQL: Final = {
     "staff_pins": "INSERT OR REPLACE INTO staff_pins (employee_id, pin_hash) VALUES (?, ?)",
     "device_credentials": "INSERT OR REPLACE INTO device_credentials (device_id, password_hash) VALUES (?, ?)",
@@ -81,13 +90,19 @@ class Publisher(Protocol):
 
 @dataclass(slots=True)
 class OutMessage:
-    """A message for the broker; `outbox_id` is set once it is committed in the outbox."""
+    """A message for the broker.
+
+    `seq` marks a ledger event (its delivery advances the published cursor); `durable` ones get an
+    outbox row (`outbox_id`) in the batch's transaction; the rest can be rebuilt and are only published.
+    """
 
     topic: str
     payload: bytes
     qos: int = 1
     retain: bool = False
     outbox_id: int | None = None
+    seq: int | None = None
+    durable: bool = False
 
 
 @dataclass(slots=True)
@@ -116,9 +131,25 @@ class _Pending:
     reply: Reply | None = None
     remember: bool = False
     entries: list[LedgerEntry] = field(default_factory=list)
-    reply_in_outbox: bool = False
     copy_of_pending: bool = False
     secret_rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A decided batch: in memory already, waiting for its transaction."""
+
+    pendings: list[_Pending]
+    outbox: list[OutMessage]
+    touched: set[domain.EntityRef]
+    syncs: list[_Pending]
+    writes: Writes
+    acked: list[int]
+    head: Head
+    generation: int
+    size: int
+    cursor: int | None
+    """The published cursor this transaction saves, if it saves one."""
 
 
 class Engine:
@@ -150,10 +181,25 @@ class Engine:
         self._task: asyncio.Task[None] | None = None
         self._lookup = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True, check_same_thread=False)
         self._acked_outbox: list[int] = []
+        self.published_seq = 0
+        """Every ledger event up to here reached the broker (PUBACK); above it they are published again."""
+        self._saved_published_seq = 0
+        self._planned_cursor: int | None = None
+        self._acked_seqs: set[int] = set()
         self._next_outbox_id = 1
         self._last_retained: dict[str, bytes] = {}
         self._batch_lock = asyncio.Lock()
-        """Held from decide to commit, so a reconnect's republish never reads uncommitted state."""
+        """Held while a batch is decided (and while the state is reloaded): one writer of the state at a time."""
+        self._generation = 0
+        """Bumped by every reload: a batch decided on an older generation is stale and never committed."""
+        self._inflight: asyncio.Task[None] | None = None
+        """The batch being committed and delivered while the next one is decided (a pipeline of depth one)."""
+        self._staged = False
+        """A batch is decided and waits for the one in flight: its changes are in memory, not yet on disk."""
+        self._uncommitted: dict[tuple[str, str], _Pending] = {}
+        """(device, id) of commands decided but not yet committed, so a copy in the next batch is caught."""
+        self._failure: Exception | None = None
+        self.committed_head = Head(0, "", None)
         self._pruned_at = 0.0
         self.stats = EngineStats()
 
@@ -164,6 +210,7 @@ class Engine:
         self._last_retained.clear()  # what the broker holds is unknown now: republish on the next change
         self.state = await projections.load_state(conn, settled_before=self._settled_cutoff())
         self.head = await read_head(conn)
+        self.committed_head = self.head
         self.epoch = int(await _meta(conn, "epoch", "1"))
         async with conn.execute("SELECT employee_id, pin_hash FROM staff_pins") as cursor:
             self.pin_hashes = {row[0]: row[1] async for row in cursor}
@@ -172,6 +219,14 @@ class Engine:
         async with conn.execute("SELECT COALESCE(MAX(id), 0) FROM outbox") as cursor:
             row = await cursor.fetchone()
         self._next_outbox_id = (int(row[0]) if row else 0) + 1
+        saved = await _meta(conn, "published_seq", "")
+        if not saved:
+            # A new database, or one from before the cursor, whose events went through the outbox.
+            saved = str(self.head.seq)
+            await self.db.transaction([(META_SQL, [("published_seq", saved)])])
+        self.published_seq = int(saved)
+        self._saved_published_seq = self.published_seq
+        self._acked_seqs.clear()
 
     def _settled_cutoff(self) -> str:
         return format_time(self.clock() - SETTLED_IN_MEMORY)
@@ -212,6 +267,7 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._drain()
         self._lookup.close()
 
     # -- intake -----------------------------------------------------------------------------
@@ -252,17 +308,23 @@ class Engine:
         self.publisher = publisher
 
     async def republish(self) -> None:
-        """On every (re)connect: retained state, then everything still in the outbox."""
-        async with self._batch_lock:
+        """On every (re)connect: retained state, the events the broker has not acknowledged, the outbox."""
+        async with self._quiet():
             for message in self.retained_messages():
                 self._last_retained[message.topic] = message.payload
                 self._publish(message)
+            self._acked_seqs.clear()  # what was in flight on the old connection is sent again below
+            unpublished = await read_entries(self.db.writer, self.published_seq, self.head.seq - self.published_seq)
             async with self.db.writer.execute(
                 "SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id"
             ) as cursor:
                 rows = await cursor.fetchall()
+        if unpublished:
+            log.info("publishing %d events the broker had not acknowledged", len(unpublished))
+        for entry in unpublished:
+            self._publish(_event_out(self.topics, entry))
         for row in rows:
-            self._publish(OutMessage(row[1], bytes(row[2]), int(row[3]), bool(row[4]), int(row[0])))
+            self._publish(OutMessage(row[1], bytes(row[2]), int(row[3]), bool(row[4]), int(row[0]), durable=True))
 
     def retained_messages(self) -> list[OutMessage]:
         """Every retained `state/…` message from the current state."""
@@ -295,31 +357,88 @@ class Engine:
         if self.publisher is None:
             return
         acked = self.publisher.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
-        if message.outbox_id is not None:
-            outbox_id = message.outbox_id
-            acked.add_done_callback(lambda f: self._note_acked(f, outbox_id))
+        acked.add_done_callback(lambda f: self._note_acked(f, message))
 
-    def _note_acked(self, future: asyncio.Future[None], outbox_id: int) -> None:
-        if not future.cancelled() and future.exception() is None:
-            self._acked_outbox.append(outbox_id)
+    def _note_acked(self, future: asyncio.Future[None], message: OutMessage) -> None:
+        """A PUBACK (or a lost connection): what was delivered leaves the outbox / moves the cursor."""
+        if future.cancelled() or future.exception() is not None:
+            return  # published again on the next connect
+        if message.outbox_id is not None:
+            self._acked_outbox.append(message.outbox_id)
+        elif message.seq is not None:
+            self._note_event_acked(message.seq)
+
+    def _note_event_acked(self, seq: int) -> None:
+        if seq <= self.published_seq:
+            return
+        self._acked_seqs.add(seq)
+        while self.published_seq + 1 in self._acked_seqs:  # the cursor only moves over a gap-free run
+            self.published_seq += 1
+            self._acked_seqs.discard(self.published_seq)
+
+    def _cursor_writes(self) -> Writes:
+        """The published cursor's row, when it moved since it was last saved."""
+        if self.published_seq == self._saved_published_seq:
+            return []
+        return [(META_SQL, [("published_seq", str(self.published_seq))])]
 
     # -- the loop ---------------------------------------------------------------------------
     async def _run(self) -> None:
+        """Decide batch N+1 while batch N is committed on the writer's thread (group commit, pipelined).
+
+        The writer thread spends most of a batch's time in SQLite and fsync with the GIL released;
+        deciding the next batch meanwhile keeps the event loop busy instead of waiting. Replies and
+        events still leave strictly after their own batch's commit, and batches commit in order.
+        """
+        syncs_in_flight = False
         while True:
             first = await self._queue.get()
             batch = [first]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            if syncs_in_flight:
+                await self._drain()  # a sync answers from committed state: nothing may be decided ahead of it
             try:
                 async with self._batch_lock:
-                    await self._process(batch)
+                    staged = self._stage(batch)
+                    self._staged = True
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("batch of %d commands failed unexpectedly", len(batch))
+                await self._drain()
                 await self._fail_batch(batch, ErrorCode.INTERNAL, "The hub hit an internal error; retry the command")
+                continue
+            try:
+                await self._drain()
+            finally:
+                self._staged = False
+                self._inflight = asyncio.create_task(self._finish(staged), name="engine-commit")
+            syncs_in_flight = bool(staged.syncs)
 
-    async def _process(self, batch: list[Submission]) -> None:
+    async def _drain(self) -> None:
+        """Wait for the batch in flight (its task answers its own failures and never raises)."""
+        inflight = self._inflight
+        if inflight is not None:
+            await asyncio.shield(inflight)
+
+    @contextlib.asynccontextmanager
+    async def _quiet(self) -> AsyncIterator[None]:
+        """Hold the batch lock with nothing decided ahead of the database (state == committed state)."""
+        while True:
+            await self._drain()
+            await self._batch_lock.acquire()
+            if not self._staged and (self._inflight is None or self._inflight.done()):
+                break
+            self._batch_lock.release()
+            await asyncio.sleep(0)
+        try:
+            yield
+        finally:
+            self._batch_lock.release()
+
+    def _stage(self, batch: list[Submission]) -> _Staged:
+        """Decode, dedupe and decide a batch, apply it to memory, and plan its one transaction."""
         now = self.clock()
         ctx = domain.Context(
             now=now,
@@ -336,13 +455,12 @@ class Engine:
         touched: set[domain.EntityRef] = set()
         syncs: list[_Pending] = []
         head = self.head
-        in_batch: dict[tuple[str, str], _Pending] = {}
         for p in pendings:
             if p.reply is not None:
                 continue
             key = (p.sub.device_id, p.cmd_id or "")
-            if p.cmd_id is not None and key in in_batch:
-                p.reply = _replay_reply(in_batch[key], p)
+            if p.cmd_id is not None and key in self._uncommitted:
+                p.reply = _replay_reply(self._uncommitted[key], p)
                 p.copy_of_pending = True  # its reply stands or falls with the first copy's commit
                 continue
             refused = self._device_refusal(p)
@@ -352,8 +470,7 @@ class Engine:
             if p.type == "sync":
                 syncs.append(p)
                 continue
-            writes = p.type not in READ_ONLY_COMMANDS
-            if writes and not clock_ok:
+            if p.type not in READ_ONLY_COMMANDS and not clock_ok:
                 p.reply = Reply.failure(
                     p.cmd_id,
                     ErrorCode.CLOCK_INVALID,
@@ -363,28 +480,50 @@ class Engine:
                 continue
             head = self._decide(p, ctx, at, head, touched, outbox)
             if p.cmd_id is not None:
-                in_batch[key] = p
-        try:
-            await self._commit(pendings, outbox, touched, at)
-        except Exception as exc:  # noqa: BLE001 - any failed commit is answered, never crashes the hub
-            await self._commit_failed(pendings, exc)
-            return
+                self._uncommitted[key] = p
+        acked, self._acked_outbox = self._acked_outbox, []
+        planned = self._batch_writes(pendings, outbox, touched, at, acked)
         self.head = head
-        if any(ref[0] == "device" for ref in touched) and self.on_devices_changed is not None:
-            # The broker accepts (or refuses) the device before anyone hears that it was added or revoked.
+        return _Staged(
+            pendings, outbox, touched, syncs, planned, acked, head, self._generation, len(batch), self._planned_cursor
+        )
+
+    async def _finish(self, staged: _Staged) -> None:
+        """Commit a decided batch, then answer it and publish what it produced; never raises."""
+        try:
+            if staged.generation != self._generation:
+                # Decided on top of a batch whose commit failed: its state is gone, so is this batch.
+                self._acked_outbox.extend(staged.acked)
+                await self._commit_failed(staged.pendings, self._failure or RuntimeError("stale batch"), reload=False)
+                return
             try:
-                await self.on_devices_changed()
-            except Exception:  # the batch is committed: answer it, and say the broker lags behind
-                log.exception("the broker could not be updated with the device registry")
-        self._deliver(pendings, outbox)
-        for p in syncs:
-            try:
-                p.reply = await self._sync(p)
-            except Exception:
-                log.exception("sync failed")
-                p.reply = Reply.failure(p.cmd_id, ErrorCode.INTERNAL, "The hub could not read its ledger; retry")
-            self._deliver([p], [])
-        self.stats.note_batch(len(batch))
+                await self._commit(staged)
+            except Exception as exc:  # noqa: BLE001 - any failed commit is answered, never crashes the hub
+                self._failure = exc
+                await self._commit_failed(staged.pendings, exc)
+                return
+            self.committed_head = staged.head
+            if any(ref[0] == "device" for ref in staged.touched) and self.on_devices_changed is not None:
+                # The broker accepts (or refuses) the device before anyone hears that it was added or revoked.
+                try:
+                    await self.on_devices_changed()
+                except Exception:  # the batch is committed: answer it, and say the broker lags behind
+                    log.exception("the broker could not be updated with the device registry")
+            self._deliver(staged.pendings, staged.outbox)
+            for p in staged.syncs:
+                try:
+                    p.reply = await self._sync(p)
+                except Exception:
+                    log.exception("sync failed")
+                    p.reply = Reply.failure(p.cmd_id, ErrorCode.INTERNAL, "The hub could not read its ledger; retry")
+                self._deliver([p], [])
+            self.stats.note_batch(staged.size)
+        except Exception:
+            log.exception("answering a committed batch failed")
+        finally:
+            for p in staged.pendings:
+                if p.cmd_id is not None and self._uncommitted.get((p.sub.device_id, p.cmd_id)) is p:
+                    del self._uncommitted[(p.sub.device_id, p.cmd_id)]
 
     # -- decode and idempotency -------------------------------------------------------------
     def _decode(self, sub: Submission) -> _Pending:
@@ -511,9 +650,6 @@ class Engine:
                 p.reply = Reply.success(p.cmd_id, head.seq, {**p.reply.result, "password": p.sub.secret})
         if p.sub.device_id == ADMIN_DEVICE:
             p.remember = False
-        if p.sub.payload is not None and p.reply is not None and (p.remember or p.entries):
-            outbox.append(OutMessage(self.topics.reply(p.sub.device_id), encode(p.reply)))
-            p.reply_in_outbox = True
         return head
 
     def _device_refusal(self, p: _Pending) -> Reply | None:
@@ -555,7 +691,7 @@ class Engine:
                 data=KdsTicket.model_validate(data),
             )
             self.kds_last[station] = event.seq
-            out.append(OutMessage(self.topics.kds(station), encode(message)))
+            out.append(OutMessage(self.topics.kds(station), encode(message), durable=True))
         return out
 
     def _verify_pin(self, employee_id: str, pin: str) -> bool:
@@ -563,21 +699,16 @@ class Engine:
         return stored is not None and domain.verify_pin_hash(pin, stored)
 
     # -- committing -------------------------------------------------------------------------
-    async def _commit(
-        self,
-        pendings: Sequence[_Pending],
-        outbox: list[OutMessage],
-        touched: set[domain.EntityRef],
-        at: str,
-    ) -> None:
+    async def _commit(self, staged: _Staged) -> None:
         """One transaction for the whole batch, run in one hop on the writer's thread."""
-        acked, self._acked_outbox = self._acked_outbox, []
         try:
-            await self.db.transaction(self._batch_writes(pendings, outbox, touched, at, acked))
+            await self.db.transaction(staged.writes)
         except BaseException:
-            self._acked_outbox.extend(acked)  # still to be deleted by a later transaction
+            self._acked_outbox.extend(staged.acked)  # still to be deleted by a later transaction
             raise
-        for p in pendings:
+        if staged.cursor is not None:
+            self._saved_published_seq = staged.cursor
+        for p in staged.pendings:
             for table, key, value in p.secret_rows:
                 if table == "staff_pins":
                     self.pin_hashes[key] = value
@@ -604,19 +735,25 @@ class Engine:
             if p.remember and p.reply is not None and p.envelope is not None
         ]
         writes.append((PROCESSED_SQL, processed))
-        writes.append(("DELETE FROM outbox WHERE id = ?", [(i,) for i in acked]))
-        for message in outbox:
+        if acked:
+            writes.append(("DELETE FROM outbox WHERE id = ?", [(i,) for i in acked]))
+        self._planned_cursor = self.published_seq if (cursor := self._cursor_writes()) else None
+        writes.extend(cursor)
+        durable = [m for m in outbox if m.durable]
+        for message in durable:
             message.outbox_id = self._next_outbox_id
             self._next_outbox_id += 1
-        writes.append((OUTBOX_SQL, [(m.outbox_id, m.topic, m.payload, m.qos, int(m.retain)) for m in outbox]))
+        if durable:
+            writes.append((OUTBOX_SQL, [(m.outbox_id, m.topic, m.payload, m.qos, int(m.retain)) for m in durable]))
         return writes
 
-    async def _commit_failed(self, pendings: Sequence[_Pending], exc: Exception) -> None:
+    async def _commit_failed(self, pendings: Sequence[_Pending], exc: Exception, *, reload: bool = True) -> None:
         """Roll back, reload the state, and answer every command that depended on the commit."""
         storage_full = is_storage_full(exc)
-        if not storage_full:
-            log.error("commit failed", exc_info=exc)
-        await self._rollback_and_reload()
+        if reload:
+            if not storage_full:
+                log.error("commit failed", exc_info=exc)
+            await self._rollback_and_reload()
         code = ErrorCode.STORAGE_FULL if storage_full else ErrorCode.INTERNAL
         message = (
             "The hub cannot write: its storage is full. Nothing was changed"
@@ -627,12 +764,16 @@ class Engine:
             if p.reply is None or p.remember or p.entries or p.copy_of_pending:
                 p.reply = Reply.failure(p.cmd_id, code, message)
                 p.remember = False
-            p.reply_in_outbox = False
         self._deliver(pendings, [])
 
     async def _rollback_and_reload(self) -> None:
-        """The transaction rolled itself back; bring memory back in line with the database."""
-        await self.load()
+        """The transaction rolled itself back; bring memory back in line with the database.
+
+        A batch decided meanwhile on top of the lost one is stale from here on (generation).
+        """
+        async with self._batch_lock:
+            self._generation += 1
+            await self.load()
 
     def _deliver(self, pendings: Sequence[_Pending], outbox: Iterable[OutMessage]) -> None:
         for message in outbox:
@@ -643,7 +784,7 @@ class Engine:
             if p.sub.future is not None:
                 if not p.sub.future.done():
                     p.sub.future.set_result(p.reply)
-            elif not p.reply_in_outbox:
+            else:
                 self._publish(OutMessage(self.topics.reply(p.sub.device_id), encode(p.reply)))
             self.stats.note_latency(time.perf_counter() - p.sub.received)
 
@@ -662,7 +803,7 @@ class Engine:
     # -- sync -------------------------------------------------------------------------------
     async def _sync(self, p: _Pending) -> Reply:
         since = getattr(p.body, "since_seq", None)
-        head = self.head.seq
+        head = self.committed_head.seq
         base = {"seq": head, "epoch": self.epoch}
         if since is not None and since <= head and head - since <= self.settings.sync_max_events:
             entries = await read_entries(self.db.writer, since, head - since)
@@ -682,15 +823,22 @@ class Engine:
             self.evict_settled()
 
     async def flush_acked(self) -> None:
-        """Delete outbox rows the broker acknowledged (normally folded into the next batch)."""
-        if not self._acked_outbox:
+        """Delete acknowledged outbox rows and save the published cursor (normally folded into a batch)."""
+        cursor = self._cursor_writes()
+        if not self._acked_outbox and not cursor:
             return
         acked, self._acked_outbox = self._acked_outbox, []
+        published = self.published_seq
+        writes: Writes = [*cursor]
+        if acked:
+            writes.append(("DELETE FROM outbox WHERE id = ?", [(i,) for i in acked]))
         try:
-            await self.db.transaction([("DELETE FROM outbox WHERE id = ?", [(i,) for i in acked])])
+            async with self._batch_lock:
+                await self.db.transaction(writes)
         except Exception:
             self._acked_outbox.extend(acked)
             raise
+        self._saved_published_seq = published
 
     async def prune(self) -> int:
         """Forget processed command ids older than the retention (at least 7 days)."""
@@ -788,7 +936,7 @@ def _event_envelope(entry: LedgerEntry) -> EventEnvelope:
 
 
 def _event_out(topics: Topics, entry: LedgerEntry) -> OutMessage:
-    return OutMessage(topics.event(entry.type), encode(_event_envelope(entry)))
+    return OutMessage(topics.event(entry.type), encode(_event_envelope(entry)), seq=entry.seq)
 
 
 def _json_out(topic: str, payload: Any, *, retain: bool = False) -> OutMessage:

@@ -101,9 +101,7 @@ seats = 6
 """
 
 
-def write_config(
-    directory: Path, *, store_id: str = "test-store", port: int | None = None, tick: float = 30.0
-) -> Path:
+def write_config(directory: Path, *, store_id: str = "test-store", port: int | None = None, tick: float = 30.0) -> Path:
     """A store config for a hub in `directory` on a free broker port."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "store.toml"
@@ -121,8 +119,10 @@ def write_config(
     return path
 
 
-def storehub(*args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """Run the `storehub` CLI as a user would."""
+def storehub(
+    *args: str, check: bool = True, timeout: float = 60, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the `storehub` CLI as a user would (`stdin` is typed into it, e.g. a PIN)."""
     return subprocess.run(
         [sys.executable, "-m", "hub.cli", *args],
         capture_output=True,
@@ -130,6 +130,8 @@ def storehub(*args: str, check: bool = True, timeout: float = 60) -> subprocess.
         check=check,
         timeout=timeout,
         cwd=REPO,
+        input=stdin,
+        stdin=None if stdin is not None else subprocess.DEVNULL,
     )
 
 

@@ -308,7 +308,7 @@ class _Web:
     def banner(self) -> dict[str, Any] | None:
         """Why the hub refuses (or will soon refuse) writes, if it does."""
         engine = self.services.engine
-        head_at = engine.head.at
+        head_at = engine.committed_head.at
         if head_at is not None and self.now() < parse_time(head_at):
             return {
                 "code": "clock_invalid",
@@ -347,7 +347,7 @@ class _Web:
             "csrf": s.csrf if s else pre_login,
             "banner": self.banner(),
             "path": request.url.path,
-            "seq": self.services.engine.head.seq,
+            "seq": self.services.engine.committed_head.seq,
         }
         response = self.templates.TemplateResponse(request, template, base | context, status_code=status)
         response.headers["Cache-Control"] = "no-store"
@@ -466,7 +466,7 @@ class _Web:
         return {
             "configured": relay is not None or "relay" in self.services.engine.state.devices,
             "status": relay,
-            "head_seq": self.services.engine.head.seq,
+            "head_seq": self.services.engine.committed_head.seq,
             "epoch": self.services.engine.epoch,
         }
 
@@ -506,7 +506,7 @@ class _Web:
         queue = feed.listen()
         sent: dict[str, str] = {}
         try:
-            yield f"retry: 2000\ndata: {json.dumps({'hello': True, 'seq': self.services.engine.head.seq})}\n\n"
+            yield f"retry: 2000\ndata: {json.dumps({'hello': True, 'seq': self.services.engine.committed_head.seq})}\n\n"
             while True:
                 try:
                     change = await asyncio.wait_for(queue.get(), LIVE_PING_S)
@@ -524,7 +524,7 @@ class _Web:
                 fresh = self.regions(regions, s)
                 html = {name: text for name, text in fresh.items() if sent.get(name) != text}
                 sent.update(html)  # unchanged regions are not sent: the page keeps its DOM (and focus)
-                message = {"seq": self.services.engine.head.seq, "committed_ms": change.committed_ms, "html": html}
+                message = {"seq": self.services.engine.committed_head.seq, "committed_ms": change.committed_ms, "html": html}
                 yield f"data: {json.dumps(message)}\n\n"
         finally:
             feed.forget(queue)
@@ -550,7 +550,7 @@ class _EngineCollector:
         def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
             return GaugeMetricFamily(name, doc, value=value)
 
-        yield gauge("storehub_ledger_seq", "Newest ledger sequence number", engine.head.seq)
+        yield gauge("storehub_ledger_seq", "Newest ledger sequence number", engine.committed_head.seq)
         yield gauge("storehub_ledger_epoch", "Ledger epoch", engine.epoch)
         yield gauge("storehub_open_tickets", "Open tickets", len(state.open_tickets))
         yield gauge(
@@ -714,7 +714,7 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
     async def api_dashboard(s: Session) -> dict[str, Any]:
         """Shift panel, floor plan and order log (read-only roles see this too)."""
         del s
-        return web.dashboard() | {"banner": web.banner(), "seq": web.services.engine.head.seq}
+        return web.dashboard() | {"banner": web.banner(), "seq": web.services.engine.committed_head.seq}
 
     @app.get("/api/tickets", tags=["tickets"])
     async def api_tickets(
@@ -999,7 +999,7 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
         m = manager_page(request, s)
         if isinstance(m, Response):
             return m
-        head = web.services.engine.head.seq
+        head = web.services.engine.committed_head.seq
         start = max(0, head - 50) if after is None else after
         entries = await web.ledger(start, 50)
         return web.render(request, "hq.html", m, {"hq": web.hq(), "entries": entries, "after": start, "head": head})

@@ -103,4 +103,4 @@ class WebRuntime:
             "stations": list(offer.stations),
             "pair_url": f"http://{self.server.host}:{port}/api/pair",
         }
-        return Reply.success(None, self.services.engine.head.seq, result)
+        return Reply.success(None, self.services.engine.committed_head.seq, result)

@@ -7,12 +7,13 @@ import random
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from tests.hubproc import STAFF, pid_alive, storehub
+from tests.hubproc import STAFF, HubProcess, pid_alive, storehub, write_config
 from tests.mqtt_helpers import wait_until
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from devices.sim.tablet import SimTablet
-    from tests.hubproc import HubProcess
 
 
 def ok(reply: dict[str, Any]) -> dict[str, Any]:
@@ -166,11 +167,19 @@ def play_random_session(tab: SimTablet, rng: random.Random, steps: int) -> None:
         elif roll < 0.6:
             tab.call("ticket.fire", {"ticket_id": tid}, auth=server)
         elif roll < 0.68:
-            tab.call("ticket.discount", {"ticket_id": tid, "kind": "amount", "value": 100, "reason": "x"},
-                     auth=server, approve=approve)
+            tab.call(
+                "ticket.discount",
+                {"ticket_id": tid, "kind": "amount", "value": 100, "reason": "x"},
+                auth=server,
+                approve=approve,
+            )
         elif roll < 0.75:
-            tab.call("ticket.void_item", {"ticket_id": tid, "line_id": f"r{step - 1}", "reason": "oops"},
-                     auth=server, approve=approve)
+            tab.call(
+                "ticket.void_item",
+                {"ticket_id": tid, "line_id": f"r{step - 1}", "reason": "oops"},
+                auth=server,
+                approve=approve,
+            )
         elif roll < 0.9:
             snap = tab.call("sync", {}, auth=server)["result"]["snapshot"]
             view = next((t for t in snap["tickets"] if t["ticket_id"] == tid), None)
@@ -181,3 +190,20 @@ def play_random_session(tab: SimTablet, rng: random.Random, steps: int) -> None:
                 tab.call("ticket.pay", {"ticket_id": tid, "tenders": [tender]}, auth=cashier)
         else:
             tab.call("drawer.pay_in", {"amount": rng.randint(1, 500), "reason": "float top-up"}, auth=cashier)
+
+
+def test_hub_status_follows_the_ledger_head_once_a_tick(tmp_path: Path) -> None:
+    hub = HubProcess(write_config(tmp_path / "store", tick=0.3)).start()
+    try:
+        tab = hub.tablet("tab-status")
+        try:
+            reply = tab.call("staff.login", {"employee_id": STAFF["mgr"][0], "pin": STAFF["mgr"][1]})
+            ok(reply)
+            seq = reply["seq"]
+            topic = tab.topics.hub_status()
+            wait_until(lambda: (tab.retained.get(topic) or {}).get("seq", 0) >= seq, 10, "hub/status to reach the head")
+            assert tab.retained[topic]["state"] == "online"
+        finally:
+            tab.close()
+    finally:
+        hub.stop()

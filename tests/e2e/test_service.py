@@ -49,8 +49,13 @@ def test_a_dinner_service_from_login_to_z_report(hub: HubProcess) -> None:
         assert ticket["number"] >= 1
         items = [
             {"line_id": "a1", "menu_item_id": "soupe-oignon", "qty": 2, "course": 1, "modifiers": ["extra-cheese"]},
-            {"line_id": "a2", "menu_item_id": "steak-frites", "qty": 1, "course": 2,
-             "modifiers": ["saignant", "gratin"]},
+            {
+                "line_id": "a2",
+                "menu_item_id": "steak-frites",
+                "qty": 1,
+                "course": 2,
+                "modifiers": ["saignant", "gratin"],
+            },
             {"line_id": "a3", "menu_item_id": "biere", "qty": 3},
         ]
         ok(tab.call("ticket.add_items", {"ticket_id": tid, "items": items}, auth=server))
@@ -232,9 +237,26 @@ def test_mosquitto_command_line_clients_can_drive_the_hub(hub: HubProcess) -> No
     root = f"storehub/v1/{hub.store_id}/"
     watcher = subprocess.Popen(
         [  # stdbuf: mosquitto_sub's debug lines are block-buffered on a pipe, and we wait for its SUBACK line
-            "stdbuf", "-oL",
-            "mosquitto_sub", "-h", "127.0.0.1", "-p", str(hub.port), "-u", display.username, "-P", display.password,
-            "-V", "mqttv5", "-t", root + "event/staff", "-C", "1", "-W", "20", "-d",
+            "stdbuf",
+            "-oL",
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(hub.port),
+            "-u",
+            display.username,
+            "-P",
+            display.password,
+            "-V",
+            "mqttv5",
+            "-t",
+            root + "event/staff",
+            "-C",
+            "1",
+            "-W",
+            "20",
+            "-d",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -248,9 +270,25 @@ def test_mosquitto_command_line_clients_can_drive_the_hub(hub: HubProcess) -> No
         command = {"v": 1, "id": "cli-1", "type": "staff.login", "body": {"employee_id": employee, "pin": pin}}
         answer = subprocess.run(
             [
-                "mosquitto_rr", "-h", "127.0.0.1", "-p", str(hub.port), "-u", tablet.username, "-P", tablet.password,
-                "-q", "1", "-t", root + "cmd/tab-cli", "-e", root + "reply/tab-cli", "-m", json.dumps(command),
-                "-W", "10",
+                "mosquitto_rr",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(hub.port),
+                "-u",
+                tablet.username,
+                "-P",
+                tablet.password,
+                "-q",
+                "1",
+                "-t",
+                root + "cmd/tab-cli",
+                "-e",
+                root + "reply/tab-cli",
+                "-m",
+                json.dumps(command),
+                "-W",
+                "10",
             ],
             capture_output=True,
             text=True,
@@ -272,3 +310,35 @@ def test_mosquitto_command_line_clients_can_drive_the_hub(hub: HubProcess) -> No
         watcher.wait()
         if watcher.stdout is not None:
             watcher.stdout.close()
+
+
+def test_staff_are_managed_from_the_command_line_on_a_running_hub(hub: HubProcess) -> None:
+    config = str(hub.config)
+    added = storehub(
+        "staff", "add", "emp-nina", "--name", "Nina", "--role", "server", "--config", config, stdin="4711\n"
+    )
+    assert json.loads(added.stdout)["role"] == "server"
+    listed = [json.loads(line) for line in storehub("staff", "list", "--config", config).stdout.splitlines()]
+    nina = next(e for e in listed if e["employee_id"] == "emp-nina")
+    assert nina["name"] == "Nina"
+    assert "pin" not in json.dumps(nina).lower()
+
+    bad = storehub("staff", "reset-pin", "emp-nina", "--config", config, stdin="12\n", check=False)
+    assert bad.returncode == 2
+    assert "4 to 8 digits" in bad.stderr
+    unknown = storehub("staff", "set-role", "emp-nobody", "manager", "--config", config, check=False)
+    assert unknown.returncode == 2
+    assert "not_found" in unknown.stderr
+
+    tab = hub.tablet("tab-staff")
+    try:
+        token = tab.login("emp-nina", "4711")
+        storehub("staff", "set-role", "emp-nina", "cashier", "--config", config)
+        storehub("staff", "reset-pin", "emp-nina", "--config", config, stdin="8642\n")
+        assert code(tab.call("staff.login", {"employee_id": "emp-nina", "pin": "4711"})) == "unauthorized"
+        token = tab.login("emp-nina", "8642")
+        storehub("staff", "deactivate", "emp-nina", "--config", config)
+        assert code(tab.call("ticket.open", {"channel": "takeout"}, auth=token)) == "unauthorized"
+        assert code(tab.call("staff.login", {"employee_id": "emp-nina", "pin": "8642"})) == "unauthorized"
+    finally:
+        tab.close()
