@@ -71,7 +71,7 @@ STATUS_OF: Final[dict[str, int]] = {
     ErrorCode.INTERNAL: 500,
 }
 WRITE_REFUSALS: Final = (ErrorCode.CLOCK_INVALID, ErrorCode.STORAGE_FULL)
-LIVE_REGIONS: Final = ("banner", "shift", "floor", "orders", "board", "devices")
+LIVE_REGIONS: Final = ("banner", "shift", "floor", "orders", "board", "devices", "hq")
 LIVE_PING_S: Final = 15.0
 LOW_DISK_BYTES: Final = 64 * 1024 * 1024
 _IDEMPOTENCY_KEY: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -391,6 +391,8 @@ class _Web:
             context |= self.dashboard()
         if "board" in names:
             context["items"] = views.availability(state)
+        if "hq" in names:
+            context["hq"] = self.hq()
         if "devices" in names:
             context["devices"] = self.devices()
             context["codes"] = [_offer(o) for o in self.services.codes.pending()]
@@ -506,7 +508,8 @@ class _Web:
         queue = feed.listen()
         sent: dict[str, str] = {}
         try:
-            yield f"retry: 2000\ndata: {json.dumps({'hello': True, 'seq': self.services.engine.committed_head.seq})}\n\n"
+            hello = {"hello": True, "seq": self.services.engine.committed_head.seq}
+            yield f"retry: 2000\ndata: {json.dumps(hello)}\n\n"
             while True:
                 try:
                     change = await asyncio.wait_for(queue.get(), LIVE_PING_S)
@@ -524,7 +527,8 @@ class _Web:
                 fresh = self.regions(regions, s)
                 html = {name: text for name, text in fresh.items() if sent.get(name) != text}
                 sent.update(html)  # unchanged regions are not sent: the page keeps its DOM (and focus)
-                message = {"seq": self.services.engine.committed_head.seq, "committed_ms": change.committed_ms, "html": html}
+                seq = self.services.engine.committed_head.seq
+                message = {"seq": seq, "committed_ms": change.committed_ms, "html": html}
                 yield f"data: {json.dumps(message)}\n\n"
         finally:
             feed.forget(queue)

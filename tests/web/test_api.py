@@ -226,6 +226,36 @@ def test_expired_and_wrong_codes_are_refused(web_hub: WebHub, manager: tuple[htt
     assert client.post("/api/devices/pair-code", json={"kind": "kds"}, headers=headers).status_code == 422
 
 
+def test_hq_panel_shows_the_relay_status(web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]) -> None:
+    client, _ = manager
+    assert client.get("/api/hq").json()["configured"] is False
+    creds = web_hub.proc.add_device("relay", kind="relay")
+    relay = SimTablet(web_hub.proc.store_id, creds, port=web_hub.proc.port, kind="relay").connect()
+    try:
+        status = {
+            "state": "online",
+            "sess": 1,
+            "kind": "relay",
+            "cursor": 7,
+            "head": 9,
+            "backlog": 2,
+            "lag_s": 1.5,
+            "last_error": "central answered 503",
+            "halted": False,
+        }
+        relay.client.publish(relay.topics.device_status("relay"), json.dumps(status), qos=1, retain=True)
+        hq = eventually(
+            lambda: (h := client.get("/api/hq").json())["status"] and h["status"].get("cursor") == 7 and h,
+            "the relay's status reached the page",
+        )
+        assert hq["configured"] is True
+        page = client.get("/hq", headers={"Accept": "text/html"}).text
+        assert "central answered 503" in page
+        assert "2 entries behind" in page
+    finally:
+        relay.close()
+
+
 def test_wrong_pins_lock_the_login_out(web_hub: WebHub) -> None:
     """Last in the module: the lockout also covers the hub's `web` device for a while."""
     with web_hub.client() as client:
