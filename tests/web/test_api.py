@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
+import socket
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from devices.sim.tablet import Credentials, DeviceError, SimTablet
-from tests.hubproc import STAFF, storehub
+from tests.hubproc import STAFF, storehub, write_config
 from tests.web.conftest import prelogin_csrf
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     import httpx
 
@@ -275,3 +278,14 @@ def test_wrong_pins_lock_the_login_out(web_hub: WebHub) -> None:
         )
         assert right.status_code == 429
         assert "try again" in right.json()["error"]["message"]
+
+
+def test_a_taken_web_port_stops_the_hub_with_a_clear_message(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "store")
+    port = int(re.findall(r"web_port = (\d+)", config.read_text(encoding="utf-8"))[0])
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen(1)
+        result = storehub("hub", "run", "--config", str(config), check=False, timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
