@@ -508,7 +508,9 @@ class _Web:
         queue = feed.listen()
         sent: dict[str, str] = {}
         try:
-            hello = {"hello": True, "seq": self.services.engine.committed_head.seq}
+            # The first message carries every region: a page that reconnects (hub restart, Wi-Fi blip) is fresh again.
+            sent.update(self.regions(regions, s))
+            hello = {"hello": True, "seq": self.services.engine.committed_head.seq, "committed_ms": None, "html": sent}
             yield f"retry: 2000\ndata: {json.dumps(hello)}\n\n"
             while True:
                 try:

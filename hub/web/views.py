@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 BUCKETS: Final = ("open", "fired", "ready", "paid", "voided", "refunded")
 """Order-log buckets, in the order a ticket moves through them."""
+SETTLED_ROWS: Final = 200
+"""Settled tickets shown in the order log (open ones are always all there)."""
 EXCEPTION_TYPES: Final = (
     "ticket.item_voided",
     "ticket.voided",
@@ -92,13 +94,16 @@ def ticket_row(state: StoreState, ticket: Ticket, now: datetime) -> dict[str, An
 def order_log(
     state: StoreState, now: datetime, *, bucket: str | None = None, query: str | None = None, days: int = 1
 ) -> list[dict[str, Any]]:
-    """Tickets of the last `days` days (open ones always), newest first, optionally filtered."""
+    """Open tickets and the newest settled ones of the last `days` days, optionally filtered."""
     since = now - timedelta(days=days)
     rows = [
         ticket_row(state, t, now)
         for t in state.tickets.values()
         if t.ticket_id in state.open_tickets or (t.closed_at or t.opened_at) >= since
     ]
+    live = [r for r in rows if r["bucket"] in ("open", "fired", "ready")]
+    settled = sorted((r for r in rows if r["bucket"] not in ("open", "fired", "ready")), key=lambda r: -r["number"])
+    rows = live + settled[:SETTLED_ROWS]
     if bucket:
         rows = [r for r in rows if r["bucket"] == bucket]
     if query:

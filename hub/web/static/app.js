@@ -140,6 +140,7 @@
       for (const [name, html] of Object.entries(msg.html)) swap(name, html);
       applyFilter();
       document.body.dataset.seq = msg.seq;
+      if (msg.committed_ms === null) return;  // the full refresh sent on (re)connect
       const applied = performance.timeOrigin + performance.now();
       window.__live.push({ seq: msg.seq, committed_ms: msg.committed_ms, applied_ms: applied });
       if (window.__live.length > 1000) window.__live.shift();
@@ -147,6 +148,11 @@
     source.addEventListener("logout", () => { source.close(); location.href = "/login"; });
     document.body.dataset.liveState = "connecting";
     source.onopen = () => { document.body.dataset.liveState = "open"; };
-    source.onerror = () => { document.body.dataset.liveState = "retrying"; };
+    source.onerror = () => {
+      document.body.dataset.liveState = "retrying";
+      // A restarted hub forgot the session: go to the login page instead of retrying for ever.
+      fetch("/api/me", { credentials: "same-origin" }).then((r) => { if (r.status === 401) location.href = "/login"; })
+        .catch(() => {});
+    };
   }
 })();
