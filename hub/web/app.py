@@ -18,7 +18,7 @@ import secrets
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, NoReturn
 
@@ -236,7 +236,6 @@ class _Web:
         env.globals["currency"] = services.loaded.config.store.currency
         env.globals["store_name"] = services.loaded.config.store.name
         env.globals["BUCKETS"] = views.BUCKETS
-        self.refusal: tuple[str, str, str] | None = None
         self.registry = CollectorRegistry(auto_describe=False)
         self.requests = Counter(
             "storehub_web_requests",
@@ -283,14 +282,12 @@ class _Web:
     def result(self, reply: Reply) -> dict[str, Any]:
         """The reply's result, or the WebError its error code means."""
         if reply.ok:
-            if self.refusal is not None:
-                self.refusal = None
             return reply.result if isinstance(reply.result, dict) else {}
         error = reply.error
         code = error.code if error is not None else ErrorCode.INTERNAL
         message = error.message if error is not None else "refused"
         if code in WRITE_REFUSALS:
-            self.refusal = (str(code), message, format_time(self.now()))
+            self.services.feed.refusal = (str(code), message, time.time())
         raise WebError(STATUS_OF.get(code, 400), str(code), message)
 
     async def run(self, s: WebSession, type_: str, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
@@ -315,9 +312,11 @@ class _Web:
                 "message": f"The hub's clock is behind its newest ledger entry ({head_at}); "
                 "it refuses every write until the clock is fixed.",
             }
-        if self.refusal is not None:
-            code, message, at = self.refusal
-            return {"code": code, "message": f"{message} (at {at})"}
+        seen = self.services.feed.refusal  # the last refusal any device (this page too) was told
+        if seen is not None:
+            code, message, at_s = seen
+            when = format_time(datetime.fromtimestamp(at_s, UTC))
+            return {"code": code, "message": f"{message} (at {when})."}
         try:
             free = shutil.disk_usage(engine.db.path.parent).free
         except OSError:

@@ -49,6 +49,8 @@ class LiveFeed:
     def __init__(self) -> None:
         self._listeners: set[asyncio.Queue[Change]] = set()
         self.last = Change(0, time.time() * 1000, "")
+        self.refusal: tuple[str, str, float] | None = None
+        """The last write refusal (`storage_full`/`clock_invalid`) any device was told, until a write succeeds."""
 
     def tee(self, inner: Publisher) -> Publisher:
         """A publisher that hands each message to `inner` and then wakes the live pages."""
@@ -96,9 +98,20 @@ class _TeePublisher:
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> asyncio.Future[None]:
         future = self._inner.publish(topic, payload, qos=qos, retain=retain)
         seq = _seq_of(topic, payload)
+        if seq is not None:
+            self._feed.refusal = None  # a write went through
+        elif "/reply/" in topic:
+            for code in _REFUSALS:
+                if code in payload:
+                    name = code.decode().strip('"')
+                    self._feed.refusal = (name, f"The hub refused a device's write with {name}", time.time())
+                    self._feed.notify(topic)
         if seq is not None or "/state/" in topic:
             self._feed.notify(topic, seq)
         return future
+
+
+_REFUSALS: Final = (b'"storage_full"', b'"clock_invalid"')
 
 
 def _seq_of(topic: str, payload: bytes) -> int | None:

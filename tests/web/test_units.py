@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +11,7 @@ from devices.registry import PairingCodes, PairingError
 from hub.domain import token_hash
 from hub.domain.model import StaffSession, StoreState
 from hub.web import views
-from hub.web.services import _seq_of
+from hub.web.services import LiveFeed, _seq_of
 from hub.web.sessions import LoginLimiter, WebSessions, csrf_ok
 
 
@@ -139,3 +140,51 @@ def test_event_seq_is_read_from_the_envelope() -> None:
     assert _seq_of("storehub/v1/s/event/ticket", payload) == 1234
     assert _seq_of("storehub/v1/s/state/shift", payload) is None
     assert _seq_of("storehub/v1/s/event/ticket", b'{"v":1}') is None
+
+
+class _Recorder:
+    """The bus's place: records what the engine hands over."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> asyncio.Future[None]:
+        del payload, qos, retain
+        self.sent.append(topic)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def _refusal(feed: LiveFeed) -> tuple[str, str, float] | None:
+    return feed.refusal
+
+
+def test_the_feed_wakes_pages_and_remembers_write_refusals() -> None:
+    async def scenario() -> None:
+        feed = LiveFeed()
+        inner = _Recorder()
+        tee = feed.tee(inner)
+        queue = feed.listen()
+        refused = b'{"v":1,"id":"c-1","ok":false,"error":{"code":"storage_full","message":"full"}}'
+        tee.publish("storehub/v1/s/reply/tab-1", refused, qos=1, retain=False)
+        assert feed.refusal is not None
+        assert feed.refusal[0] == "storage_full"
+        assert queue.qsize() == 1  # the banner must appear on open pages
+        tee.publish("storehub/v1/s/event/ticket", b'{"v":1,"seq":42,"type":"ticket.opened"}', qos=1, retain=False)
+        tee.publish("storehub/v1/s/state/shift", b'{"open":true}', qos=1, retain=True)
+        assert _refusal(feed) is None  # a write went through
+        assert queue.qsize() == 1  # bursts coalesce into one pending refresh
+        change = queue.get_nowait()
+        assert change.seq == 42
+        assert inner.sent == [
+            "storehub/v1/s/reply/tab-1",
+            "storehub/v1/s/event/ticket",
+            "storehub/v1/s/state/shift",
+        ]
+        feed.close()
+        assert queue.get_nowait().seq == -1
+        feed.forget(queue)
+        assert feed.listeners == 0
+
+    asyncio.run(scenario())
