@@ -619,7 +619,9 @@ class Engine:
             p.reply = secret_rows
             return head
         decision = domain.decide(self.state, command, ctx)
-        for new in decision.events:
+        if decision.events and decision.state is not None:
+            domain.commit_overlay(self.state, decision.state)  # decide already evolved its events there
+        for index, new in enumerate(decision.events):
             seq = head.seq + 1
             entry = make_entry(
                 seq=seq,
@@ -634,10 +636,9 @@ class Engine:
             )
             p.entries.append(entry)
             head = Head(seq, entry.hash, at)
-            event = domain.LedgerEvent(seq, ctx.now, new.type, new.actor, p.sub.device_id, p.cmd_id, new.data)
-            touched |= domain.evolve(self.state, event)
+            touched |= decision.touched[index]
             outbox.append(_event_out(self.topics, entry))
-            outbox.extend(self._kds_out(event))
+            outbox.extend(self._kds_out(seq, decision.kds[index]))
         if decision.error is not None:
             err = decision.error
             p.reply = Reply.failure(p.cmd_id, err.code, err.message, err.details or None, seq=head.seq)
@@ -681,16 +682,16 @@ class Engine:
             return [("device_credentials", device_id, hash_password(password))]
         return []
 
-    def _kds_out(self, event: domain.LedgerEvent) -> list[OutMessage]:
+    def _kds_out(self, seq: int, messages: Sequence[tuple[str, str, dict[str, Any]]]) -> list[OutMessage]:
         out: list[OutMessage] = []
-        for station, kds_type, data in domain.kds_messages(self.state, event):
+        for station, kds_type, data in messages:
             message = KdsMessage(
-                seq=event.seq,
+                seq=seq,
                 prev=self.kds_last.get(station),
                 type=kds_type,
                 data=KdsTicket.model_validate(data),
             )
-            self.kds_last[station] = event.seq
+            self.kds_last[station] = seq
             out.append(OutMessage(self.topics.kds(station), encode(message), durable=True))
         return out
 

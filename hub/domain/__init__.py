@@ -27,6 +27,7 @@ from hub.domain.evolve import evolve
 from hub.domain.kds import kds_messages
 from hub.domain.messages import ApproverIn, CommandIn, Context, Decision, EntityRef, LedgerEvent, NewEvent
 from hub.domain.model import StoreState
+from hub.domain.overlay import commit_overlay
 from hub.domain.settings import StoreSettings
 from hub.domain.views import availability_board, menu_payload, shift_summary, snapshot, staff_list
 
@@ -53,6 +54,7 @@ __all__ = [
     "StoreState",
     "Unauthorized",
     "availability_board",
+    "commit_overlay",
     "decide",
     "evolve",
     "hash_pin",

@@ -130,8 +130,10 @@ def decide(state: StoreState, cmd: CommandIn, ctx: Context) -> Decision:
         _admit(work, rule)
         result = rule.handler(work)
     except DomainError as error:
-        return Decision(events=work.events if work.keep_events_on_error else [], error=error)
-    return Decision(events=work.events, result=result)
+        if not work.keep_events_on_error:
+            return Decision(error=error)
+        return Decision(events=work.events, error=error, state=work.state, touched=work.touched, kds=work.kds)
+    return Decision(events=work.events, result=result, state=work.state, touched=work.touched, kds=work.kds)
 
 
 def _admit(w: Work, rule: Rule) -> None:

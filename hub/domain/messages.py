@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from hub.domain.errors import DomainError
+    from hub.domain.model import StoreState
     from hub.domain.settings import StoreSettings
 
 EntityRef = tuple[str, str]
@@ -62,13 +63,25 @@ class NewEvent:
     actor: str | None = None
 
 
+KdsOut = tuple[str, str, dict[str, Any]]
+"""(station, kds type, data) of one KDS message an event causes."""
+
+
 @dataclass(slots=True)
 class Decision:
-    """The outcome of a command: events to write, the reply's result, or the error."""
+    """The outcome of a command: events to write, the reply's result, or the error.
+
+    With events, `state` is the would-be state (an overlay of the state decided on) after them, and
+    `touched[i]` / `kds[i]` are what event i changed and the KDS messages it causes — so the engine
+    applies the overlay (`commit_overlay`) instead of evolving the same events a second time.
+    """
 
     events: list[NewEvent] = field(default_factory=list)
     result: dict[str, Any] | None = None
     error: DomainError | None = None
+    state: StoreState | None = None
+    touched: list[set[EntityRef]] = field(default_factory=list)
+    kds: list[list[KdsOut]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

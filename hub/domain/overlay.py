@@ -84,6 +84,19 @@ def edit(mapping: Mapping[str, V], key: str) -> V:
     return mapping[key]
 
 
+def commit_overlay(base: StoreState, over: StoreState) -> None:
+    """Make `base` what the overlay `over` (made from it by `overlay_of`) says it now is."""
+    for name in StoreState.model_fields:
+        mine = getattr(over, name)
+        if isinstance(mine, Overlay):
+            target = getattr(base, name)
+            for key in mine._deleted:  # noqa: SLF001 - the overlay's own bookkeeping, same module
+                target.pop(key, None)
+            target.update(mine._own)  # noqa: SLF001
+        elif mine is not getattr(base, name):
+            setattr(base, name, mine)
+
+
 def overlay_of(state: StoreState) -> StoreState:
     """A StoreState that reads `state` and keeps every change to itself."""
     values = {name: getattr(state, name) for name in StoreState.model_fields}

@@ -18,7 +18,8 @@ from hub.contract.types import format_time
 from hub.domain.auth import locked_until, prune_before
 from hub.domain.errors import ApprovalRequired, Forbidden, NotFound, RateLimited, ShiftClosed, Unauthorized
 from hub.domain.evolve import evolve
-from hub.domain.messages import ApproverIn, CommandIn, Context, LedgerEvent, NewEvent
+from hub.domain.kds import kds_messages
+from hub.domain.messages import ApproverIn, CommandIn, Context, EntityRef, KdsOut, LedgerEvent, NewEvent
 from hub.domain.model import ROLE_RANK, Employee, Shift, StoreState, Ticket
 from hub.domain.overlay import overlay_of
 
@@ -36,6 +37,8 @@ class Work:
         self.ctx = ctx
         self.state = overlay_of(base)
         self.events: list[NewEvent] = []
+        self.touched: list[set[EntityRef]] = []
+        self.kds: list[list[KdsOut]] = []
         self.keep_events_on_error = False
         self.actor: str | None = None
         self.employee: Employee | None = None
@@ -66,18 +69,18 @@ class Work:
         if self.approved_by is not None and "approved_by" not in data:
             data["approved_by"] = self.approved_by
         self.events.append(NewEvent(event_type, data, self.actor))
-        evolve(
-            self.state,
-            LedgerEvent(
-                seq=0,
-                at=self.ctx.now,
-                type=event_type,
-                actor=self.actor,
-                device=self.cmd.device_id,
-                cmd=self.cmd.cmd_id,
-                data=data,
-            ),
+        # evolve and the KDS view never read `seq` (the engine numbers events only when it writes them)
+        event = LedgerEvent(
+            seq=0,
+            at=self.ctx.now,
+            type=event_type,
+            actor=self.actor,
+            device=self.cmd.device_id,
+            cmd=self.cmd.cmd_id,
+            data=data,
         )
+        self.touched.append(evolve(self.state, event))
+        self.kds.append(kds_messages(self.state, event))
 
     # -- who acts -----------------------------------------------------------------------------
     def act_as_device(self) -> None:

@@ -6,10 +6,9 @@ zeros. Entries are never updated or deleted (triggers in the schema refuse it).
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -44,6 +43,8 @@ class LedgerEntry:
     data: dict[str, Any]
     prev_hash: str
     hash: str
+    data_json: str = field(default="", compare=False, repr=False)
+    """`data` as canonical JSON, when the entry was made or read with it (saves serialising it again)."""
 
     def body(self) -> dict[str, Any]:
         """The entry without its hash: what the hash is computed over."""
@@ -73,7 +74,7 @@ class LedgerEntry:
             self.actor,
             self.device,
             self.cmd,
-            canonical_json(self.data).decode("utf-8"),
+            self.data_json or canonical_json(self.data).decode("utf-8"),
             self.prev_hash,
             self.hash,
         )
@@ -96,15 +97,29 @@ def make_entry(
     data: dict[str, Any],
     prev_hash: str,
 ) -> LedgerEntry:
-    """A new entry chained onto `prev_hash`."""
-    unsigned = LedgerEntry(seq, epoch, at, type_, actor, device, cmd, data, prev_hash, "")
-    return dataclasses.replace(unsigned, hash=compute_hash(unsigned.body()))
+    """A new entry chained onto `prev_hash`.
+
+    The hashed body is assembled around `data`'s canonical JSON, serialised once and kept for the
+    row; the bytes equal `canonical_json(entry.body())` (keys in sorted order), which a test checks.
+    """
+    data_json = canonical_json(data).decode("utf-8")
+    text = _dumps_scalar
+    body = (
+        f'{{"actor":{text(actor)},"at":{text(at)},"cmd":{text(cmd)},"data":{data_json},"device":{text(device)},'
+        f'"epoch":{int(epoch)},"prev_hash":{text(prev_hash)},"seq":{int(seq)},"type":{text(type_)}}}'
+    )
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
+    return LedgerEntry(seq, epoch, at, type_, actor, device, cmd, data, prev_hash, digest, data_json)
+
+
+def _dumps_scalar(value: str | None) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def entry_from_row(row: Iterable[Any]) -> LedgerEntry:
     """A LedgerEntry from a `SELECT {_COLUMNS}` row."""
     seq, epoch, at, type_, actor, device, cmd, data, prev_hash, digest = row
-    return LedgerEntry(int(seq), int(epoch), at, type_, actor, device, cmd, json.loads(data), prev_hash, digest)
+    return LedgerEntry(int(seq), int(epoch), at, type_, actor, device, cmd, json.loads(data), prev_hash, digest, data)
 
 
 @dataclass(frozen=True, slots=True)

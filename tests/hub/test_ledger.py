@@ -6,6 +6,9 @@ import dataclasses
 import hashlib
 import json
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hub.store.ledger import GENESIS_HASH, check_entry, make_entry
 
 
@@ -40,3 +43,32 @@ def test_a_changed_amount_a_gap_or_a_broken_link_is_named() -> None:
     assert "altered" in (check_entry(altered, 1, GENESIS_HASH) or "")
     assert "gap" in (check_entry(first, 2, GENESIS_HASH) or "")
     assert "prev_hash" in (check_entry(first, 1, "f" * 64) or "")
+
+
+_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=20)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seq=st.integers(1, 10**9),
+    epoch=st.integers(1, 50),
+    actor=st.none() | _text,
+    device=st.none() | _text,
+    cmd=st.none() | _text,
+    type_=_text,
+    data=st.dictionaries(_text, _json, max_size=5),
+)
+def test_the_assembled_hash_equals_the_contract_hash_for_any_entry(  # noqa: PLR0917 - one per entry field
+    seq: int, epoch: int, actor: str | None, device: str | None, cmd: str | None, type_: str, data: dict[str, object]
+) -> None:
+    entry = make_entry(
+        seq=seq, epoch=epoch, at="2026-11-22T12:00:00.123Z", type_=type_, actor=actor, device=device,
+        cmd=cmd, data=data, prev_hash=GENESIS_HASH,
+    )
+    assert entry.hash == contract_hash(entry.to_dict())
+    assert json.loads(entry.row()[7]) == data
