@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
     from datetime import tzinfo
 
+    import aiosqlite
+
     from hub.contract.envelopes import Reply
 
 HERE: Final = Path(__file__).resolve().parent
@@ -412,10 +414,12 @@ class _Web:
                 if row is None:
                     _raise(404, "not_found", f"There is no ticket {ticket_id}")
                 doc = json.loads(row[0])
+            # Nothing about a ticket precedes its opening: scan the ledger from there, not from seq 1.
+            start = await _first_seq_at(conn, str(doc.get("opened_at") or ""))
             async with conn.execute(
                 "SELECT seq, at, type, actor, device, data FROM ledger "
-                "WHERE json_extract(data, '$.ticket_id') = ? ORDER BY seq",
-                (ticket_id,),
+                "WHERE seq >= ? AND json_extract(data, '$.ticket_id') = ? ORDER BY seq",
+                (start, ticket_id),
             ) as cursor:
                 rows = await cursor.fetchall()
         assert doc is not None  # noqa: S101 - _raise above never returns
@@ -1052,6 +1056,22 @@ async def pair(web: _Web, body: PairIn, client: str) -> JSONResponse:
         },
         status_code=201,
     )
+
+
+async def _first_seq_at(conn: aiosqlite.Connection, at: str) -> int:
+    """The first ledger seq at or after the time `at` (binary search by seq: `at` never goes back)."""
+    async with conn.execute("SELECT COALESCE(MAX(seq), 0) FROM ledger") as cursor:
+        row = await cursor.fetchone()
+    low, high = 1, (int(row[0]) if row else 0) + 1
+    while low < high:
+        middle = (low + high) // 2
+        async with conn.execute("SELECT at FROM ledger WHERE seq = ?", (middle,)) as cursor:
+            found = await cursor.fetchone()
+        if found is not None and str(found[0]) < at:
+            low = middle + 1
+        else:
+            high = middle
+    return low
 
 
 def _offer(offer: Any) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def browser() -> Iterator[Any]:
 
 
 def check_screenshot(page: Any, *texts: str) -> None:
-    """The page is not blank (many colours, ink on most rows), shows `texts`, and has no horizontal scroll."""
+    """Not blank, shows `texts`, no horizontal scroll, every field labelled, touch targets at least 40 px high."""
     png = page.screenshot(full_page=False)
     image = Image.open(io.BytesIO(png)).convert("RGB")
     colours = image.getcolors(maxcolors=1 << 16)
@@ -97,3 +97,14 @@ def check_screenshot(page: Any, *texts: str) -> None:
     for text in texts:
         assert text in body, f"{text!r} not on {page.url}"
     assert not page.evaluate("document.documentElement.scrollWidth > window.innerWidth"), f"{page.url} scrolls sideways"
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+            .filter((el) => el.labels.length === 0 && !el.getAttribute('aria-label')).map((el) => el.outerHTML)"""
+    )
+    assert unlabelled == [], f"fields without a label on {page.url}: {unlabelled}"
+    small = page.evaluate(
+        """() => [...document.querySelectorAll('button, input:not([type=hidden]), select')]
+            .filter((el) => el.offsetParent !== null && el.getBoundingClientRect().height < 40)
+            .map((el) => el.outerHTML.slice(0, 80))"""
+    )
+    assert small == [], f"touch targets under 40 px on {page.url}: {small}"
