@@ -157,6 +157,9 @@ class WebServices:
         cmd_id: str | None = None,
     ) -> Reply:
         """Run a contract command as the web device with a staff token; the reply once durable."""
+        device = self.engine.state.devices.get(WEB_DEVICE)
+        if device is None or not device.active:  # revoked by hand (`storehub device revoke web`): the hub owns it
+            await ensure_web_device(self.engine)
         payload = encode_command(cmd_id or self.new_cmd_id(), type_, body, auth=token, approve=approve)
         return await self.engine.execute(WEB_DEVICE, payload)
 

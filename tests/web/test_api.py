@@ -133,6 +133,19 @@ def test_shift_actions_are_ledgered_with_the_manager_as_actor(
     assert closed.json()["error"]["code"] == "shift_closed"
 
 
+def test_logout_ends_the_staff_session_and_a_revoked_web_device_comes_back(web_hub: WebHub) -> None:
+    with web_hub.client() as client:
+        csrf = web_hub.login(client, *STAFF["cashier"])
+        assert client.post("/api/logout", headers={"X-CSRF-Token": csrf}).status_code == 200
+        assert client.get("/api/me").status_code == 401
+        ended = client.get("/api/dashboard", headers={"Accept": "text/html"}, follow_redirects=False)
+        assert ended.status_code == 401
+    storehub("device", "revoke", "web", "--config", str(web_hub.proc.config))  # an operator's mistake
+    with web_hub.client() as client:
+        web_hub.login(client, *STAFF["cashier"])  # the page registers itself again
+        assert client.get("/api/me").json()["employee_id"] == STAFF["cashier"][0]
+
+
 def test_a_deactivated_employee_is_logged_out_at_once(
     web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]
 ) -> None:
