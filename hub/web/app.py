@@ -435,6 +435,9 @@ class _Web:
             }
             for r in rows
         ]
+        for item in history:
+            approver = staff.get(str(item["data"].get("approved_by") or ""))
+            item["approved_by"] = approver.name if approver else item["data"].get("approved_by")
         doc["bucket"] = views.bucket_of(ticket) if ticket is not None else doc.get("status")
         table = engine.state.tables.get(doc.get("table_id") or "")
         doc["table_name"] = table.name if table else None

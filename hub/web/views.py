@@ -367,11 +367,12 @@ def hour_chart_svg(rows: list[dict[str, Any]], currency: str, *, width: int = 72
     for i, hour in enumerate(hours):
         amount = amounts.get(hour, 0)
         bar_h = round(plot_h * amount / top, 1)
-        x = round(pad_left + i * slot + slot * 0.15, 1)
+        bar_w = min(slot * 0.7, 48)
+        x = round(pad_left + i * slot + (slot - bar_w) / 2, 1)
         y = round(pad_top + plot_h - bar_h, 1)
         label = f"{hour:02d}:00 {money(amount, currency)}"
         parts.append(
-            f'<rect x="{x}" y="{y}" width="{round(slot * 0.7, 1)}" height="{bar_h}" class="bar">'
+            f'<rect x="{x}" y="{y}" width="{round(bar_w, 1)}" height="{bar_h}" class="bar">'
             f"<title>{escape(label)}</title></rect>"
         )
         parts.append(
