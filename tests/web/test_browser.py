@@ -148,3 +148,13 @@ def test_keyboard_reaches_the_login_form(browser: Any, web_hub: WebHub) -> None:
         assert tab.evaluate("document.activeElement.id") in {"employee", "pin"}
     finally:
         context.close()
+
+
+def test_after_a_hub_restart_the_open_page_asks_for_a_new_login(page: Any, web_hub: WebHub) -> None:
+    """Last in the module: browser sessions live in the hub's memory, so a restart ends them."""
+    page.goto(web_hub.url + "/")
+    page.wait_for_function("document.body.dataset.liveState === 'open'")
+    web_hub.proc.stop()
+    web_hub.proc.start()
+    page.wait_for_url("**/login", timeout=30_000)  # the live stream reconnects, finds no session
+    check_screenshot(page, "Log in")
