@@ -302,3 +302,13 @@ def test_a_taken_web_port_stops_the_hub_with_a_clear_message(tmp_path: Path) -> 
         result = storehub("hub", "run", "--config", str(config), check=False, timeout=60)
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_device_pair_refuses_clearly_without_a_hub(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "store")
+    missing = storehub("device", "pair", "--config", str(config), check=False)
+    assert missing.returncode == 2
+    assert "no hub is running" in missing.stderr
+    bare_kds = storehub("device", "pair", "--config", str(config), "--kind", "kds", check=False)
+    assert bare_kds.returncode == 2
+    assert "--stations" in bare_kds.stderr
