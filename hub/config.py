@@ -92,6 +92,7 @@ class WebSection(BaseModel):
     login_lockout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
     secure_cookies: bool = False  # true when a TLS proxy fronts the page
     pair_code_ttl_s: Annotated[int, Field(ge=1, le=3600)] = 600
+    bind_retry_s: Annotated[float, Field(gt=0, le=300)] = 5.0
 
 
 class StaffEntry(BaseModel):

@@ -11,6 +11,8 @@ await web.stop()
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,7 @@ from hub.contract.envelopes import Reply
 from hub.contract.errors import ErrorCode
 from hub.contract.types import format_time
 from hub.web.app import WebSettings, create_app
-from hub.web.server import WebServer
+from hub.web.server import WebServer, WebServerError
 from hub.web.services import WebServices, ensure_web_device
 
 if TYPE_CHECKING:
@@ -48,6 +50,10 @@ class WebRuntime:
         self.app = create_app(self.services, settings)
         self.enabled = cfg.web.enabled
         self.server = WebServer(self.app, cfg.web.host, cfg.hub.web_port)
+        self.bind_retry_s = cfg.web.bind_retry_s
+        self.error: str | None = None
+        """Why the page is not being served right now (its port is taken), or None."""
+        self._retry: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
         """Register the `web` device so the page's commands are admitted."""
@@ -67,20 +73,44 @@ class WebRuntime:
         return note
 
     async def start(self) -> None:
-        """Serve the page (unless `[web] enabled = false`)."""
+        """Serve the page (unless `[web] enabled = false`).
+
+        A taken port never stops the hub: tablets and kitchen screens keep working, the error is
+        logged, and the page binds as soon as the port is free (tried every `[web] bind_retry_s`).
+        """
         if not self.enabled:
             return
-        from hub.app import HubError  # noqa: PLC0415 - hub.app imports this module lazily, never the reverse
-        from hub.web.server import WebServerError  # noqa: PLC0415
-
         try:
             await self.server.start()
         except WebServerError as exc:
-            raise HubError(str(exc)) from exc
+            self.error = str(exc)
+            log.error("%s; the hub runs on without it and tries again every %s s", exc, self.bind_retry_s)  # noqa: TRY400 - a known condition, not a bug
+            self._retry = asyncio.create_task(self._bind_later(), name="web-bind")
+            return
+        self._ready()
+
+    async def _bind_later(self) -> None:
+        while True:
+            await asyncio.sleep(self.bind_retry_s)
+            try:
+                await self.server.start()
+            except WebServerError as exc:
+                self.error = str(exc)
+                continue
+            self.error = None
+            self._ready()
+            return
+
+    def _ready(self) -> None:
         log.info("manager page ready", extra={"url": f"http://{self.server.host}:{self.server.port}/"})
 
     async def stop(self) -> None:
         """Close live pages and stop serving."""
+        if self._retry is not None:
+            self._retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._retry
+            self._retry = None
         self.services.feed.close()
         await self.server.stop()
 

@@ -8,17 +8,16 @@ import socket
 import time
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from devices.sim.tablet import Credentials, DeviceError, SimTablet
-from tests.hubproc import STAFF, storehub, write_config
+from tests.hubproc import STAFF, HubProcess, storehub, write_config
 from tests.web.conftest import prelogin_csrf
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
-
-    import httpx
 
     from tests.web.conftest import WebHub
 
@@ -293,15 +292,35 @@ def test_wrong_pins_lock_the_login_out(web_hub: WebHub) -> None:
         assert "try again" in right.json()["error"]["message"]
 
 
-def test_a_taken_web_port_stops_the_hub_with_a_clear_message(tmp_path: Path) -> None:
+def test_a_taken_web_port_never_stops_the_hub(tmp_path: Path) -> None:
     config = write_config(tmp_path / "store")
+    config.write_text(config.read_text(encoding="utf-8") + "\n[web]\nbind_retry_s = 0.2\n", encoding="utf-8")
     port = int(re.findall(r"web_port = (\d+)", config.read_text(encoding="utf-8"))[0])
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", port))
-        squatter.listen(1)
-        result = storehub("hub", "run", "--config", str(config), check=False, timeout=60)
-    assert result.returncode == 2
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen(1)
+    hub = HubProcess(config)
+    try:
+        hub.start()  # ready: broker connected, commands flow
+        tablet = hub.tablet("tab-port")
+        try:
+            assert tablet.login(*STAFF["server"])
+        finally:
+            tablet.close()
+        assert f"cannot listen on 127.0.0.1:{port}" in hub.log_tail()
+        squatter.close()
+        eventually(lambda: _healthy(f"http://127.0.0.1:{port}"), "the page bound once the port was free")
+    finally:
+        squatter.close()
+        hub.stop()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url + "/healthz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_device_pair_refuses_clearly_without_a_hub(tmp_path: Path) -> None:
