@@ -328,6 +328,7 @@ class Hub:
             "broker_connected": self.bus is not None and self.bus.connected.is_set(),
             "devices_online": sorted(d for d, s in self.engine.presence.items() if s.get("state") == "online"),
             "engine": self.engine.stats.summary(),
+            "web": self.web.describe() if self.web is not None else None,
         }
 
 

@@ -114,6 +114,18 @@ class WebRuntime:
         self.services.feed.close()
         await self.server.stop()
 
+    def describe(self) -> dict[str, Any]:
+        """What `storehub hub status` shows about the page."""
+        return {
+            "enabled": self.enabled,
+            "url": f"http://{self.server.host}:{self.server.port}/",
+            "serving": self.enabled and self.error is None,
+            "error": self.error,
+            "sessions": self.app.state.web.sessions.count(),
+            "live_pages": self.services.feed.listeners,
+            "pairing_codes_open": len(self.codes.pending()),
+        }
+
     def pair_code(self, body: dict[str, Any]) -> Reply:
         """`storehub device pair` over the control socket: a fresh one-time code."""
         kind = body.get("kind")

@@ -309,8 +309,13 @@ def test_a_taken_web_port_never_stops_the_hub(tmp_path: Path) -> None:
         finally:
             tablet.close()
         assert f"cannot listen on 127.0.0.1:{port}" in hub.log_tail()
+        status = json.loads(storehub("hub", "status", "--config", str(config)).stdout)
+        assert status["web"]["serving"] is False
+        assert "cannot listen" in status["web"]["error"]
         squatter.close()
         eventually(lambda: _healthy(f"http://127.0.0.1:{port}"), "the page bound once the port was free")
+        status = json.loads(storehub("hub", "status", "--config", str(config)).stdout)
+        assert status["web"]["serving"] is True
     finally:
         squatter.close()
         hub.stop()
