@@ -26,6 +26,7 @@ from hub.contract.errors import ErrorCode
 from hub.contract.types import format_time
 from hub.engine import Engine
 from hub.store.db import Database
+from hub.tls import StorePki, TlsError, ensure_store_pki
 from hub.web.services import WEB_DEVICE
 
 if TYPE_CHECKING:
@@ -120,9 +121,29 @@ async def broker_users(engine: Engine, data_dir: Path) -> list[BrokerUser]:
 def broker_config(loaded: LoadedConfig) -> BrokerConfig:
     """The broker settings of a store config; the generated files live in `<data_dir>/broker`."""
     cfg = loaded.config.broker
+    tls = loaded.config.tls
+    pki = store_pki(loaded)
     return BrokerConfig(
-        host=cfg.host, port=cfg.port, websockets_port=cfg.websockets_port, conf_dir=loaded.data_dir / "broker"
+        host=cfg.host,
+        port=cfg.port,
+        websockets_port=cfg.websockets_port,
+        conf_dir=loaded.data_dir / "broker",
+        tls_port=tls.mqtt_port if pki is not None else None,
+        tls_certfile=pki.server_cert if pki is not None else None,
+        tls_keyfile=pki.server_key if pki is not None else None,
+        plaintext_lan=tls.plaintext_lan,
     )
+
+
+def store_pki(loaded: LoadedConfig) -> StorePki | None:
+    """The store CA and the hub's server certificate (made on first use) when `[tls] enabled`."""
+    tls = loaded.config.tls
+    if not tls.enabled:
+        return None
+    try:
+        return ensure_store_pki(loaded.data_dir / "tls", loaded.config.store.id, tls.names)
+    except (TlsError, OSError) as exc:
+        raise HubError(f"[tls]: {exc}") from exc
 
 
 async def apply_registry(engine: Engine, loaded: LoadedConfig, broker: ManagedBroker | None = None) -> None:

@@ -120,6 +120,11 @@ class BrokerConfig:
     run_as_root: bool = field(default_factory=_running_as_root)
     persistence: bool = False
     max_packet_bytes: int = 16 * 1_048_576
+    tls_port: int | None = None
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    plaintext_lan: bool = True
+    """False: the plaintext listeners bind 127.0.0.1 only; devices on the LAN must use TLS."""
 
 
 @dataclass(frozen=True)
@@ -198,13 +203,27 @@ def render_mosquitto_conf(config: BrokerConfig, files: BrokerFiles) -> str:
     listeners = [(config.port, "mqtt")]
     if config.websockets_port is not None:
         listeners.append((config.websockets_port, "websockets"))
+    plain_host = config.host if config.plaintext_lan else "127.0.0.1"
     lines += [
         "",
         "# Listener options follow their `listener` line: before any listener they would open a default",
         "# listener on 1883. The client id is the username, so no device can take another's id or session.",
     ]
+    if not config.plaintext_lan:
+        lines.append("# Plaintext is for the hub and on-hub services only: LAN devices use the TLS listener.")
     for port, protocol in listeners:
-        lines += [f"listener {port} {config.host}", f"protocol {protocol}", "use_username_as_clientid true"]
+        lines += [f"listener {port} {plain_host}", f"protocol {protocol}", "use_username_as_clientid true"]
+    if config.tls_port is not None:
+        lines += [
+            "",
+            "# TLS with the store CA's server certificate (hub/tls.py); devices get the CA when they pair.",
+            f"listener {config.tls_port} {config.host}",
+            "protocol mqtt",
+            f"certfile {config.tls_certfile}",
+            f"keyfile {config.tls_keyfile}",
+            "tls_version tlsv1.2",
+            "use_username_as_clientid true",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -382,18 +401,22 @@ def _b64(data: bytes) -> str:
 
 
 def _check_config(config: BrokerConfig, files: BrokerFiles) -> None:
-    for port in (config.port, config.websockets_port):
-        if port is not None and not 0 < port <= _MAX_PORT:
+    ports = [p for p in (config.port, config.websockets_port, config.tls_port) if p is not None]
+    for port in ports:
+        if not 0 < port <= _MAX_PORT:
             raise ValueError(f"port {port} is not in 1..{_MAX_PORT}")
-    if config.websockets_port == config.port:
-        raise ValueError("the websockets listener needs its own port")
+    if len(set(ports)) != len(ports):
+        raise ValueError("each listener (mqtt, websockets, tls) needs its own port")
+    if config.tls_port is not None and (config.tls_certfile is None or config.tls_keyfile is None):
+        raise ValueError("the TLS listener needs the server certificate and key")
     if not _CONTRACT_PAYLOAD_LIMIT < config.max_packet_bytes <= _MAX_MQTT_PACKET:
         raise ValueError(
             f"max_packet_bytes must exceed the contract's {_CONTRACT_PAYLOAD_LIMIT} bytes (so the hub can "
             f"answer too_large) and stay within MQTT's {_MAX_MQTT_PACKET}"
         )
     # Mosquitto splits its options on spaces: a path or host with one would be cut short.
-    for text in (config.host, str(files.conf.parent)):
+    tls_paths = [str(p) for p in (config.tls_certfile, config.tls_keyfile) if p is not None]
+    for text in (config.host, str(files.conf.parent), *tls_paths):
         if not text or any(char.isspace() or not char.isprintable() for char in text):
             raise ValueError(f"{text!r} cannot appear in mosquitto.conf (empty, spaces, control characters)")
 

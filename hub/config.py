@@ -95,6 +95,19 @@ class WebSection(BaseModel):
     bind_retry_s: Annotated[float, Field(gt=0, le=300)] = 5.0
 
 
+class TlsSection(BaseModel):
+    """`[tls]`: the store CA, a TLS listener for MQTT beside the LAN one, HTTPS for the manager page."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    mqtt_port: Port = 8883
+    names: Annotated[list[str], Field(min_length=1)] = Field(default_factory=lambda: ["hub.local", "127.0.0.1"])
+    """DNS names and IP addresses devices use to reach the hub (the server certificate's names)."""
+    plaintext_lan: bool = True
+    """false: the plaintext MQTT listeners answer on 127.0.0.1 only (the hub and on-hub services)."""
+
+
 class StaffEntry(BaseModel):
     """`[[staff]]`: bootstraps an empty database only; afterwards staff live in the hub."""
 
@@ -138,6 +151,7 @@ class StoreConfig(BaseSettings):
     hub: HubSection = Field(default_factory=HubSection)
     broker: BrokerSection = Field(default_factory=BrokerSection)
     web: WebSection = Field(default_factory=WebSection)
+    tls: TlsSection = Field(default_factory=TlsSection)
     staff: list[StaffEntry] = Field(default_factory=list)
     tables: list[TableEntry] = Field(default_factory=list)
 
