@@ -41,7 +41,7 @@ from hub.domain import token_hash
 from hub.store.db import open_reader
 from hub.store.ledger import read_entries, verify_ledger
 from hub.web import views
-from hub.web.services import WEB_DEVICE, WebServices
+from hub.web.services import WEB_DEVICE, TlsInfo, WebServices
 from hub.web.sessions import CSRF_COOKIE, CSRF_HEADER, SESSION_COOKIE, LoginLimiter, WebSession, WebSessions, csrf_ok
 
 if TYPE_CHECKING:
@@ -866,7 +866,7 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
         except PairingError as refused:
             _raise(refused.status, refused.code, refused.message)
         web.services.feed.notify("pairing")
-        return _offer(offer)
+        return _offer(offer, web.services.tls)
 
     @app.post("/api/devices/{device_id}/revoke", tags=["devices"])
     async def api_revoke(device_id: DeviceIdText, s: Acting) -> dict[str, Any]:
@@ -1003,6 +1003,7 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
                 "devices": web.devices(),
                 "codes": [_offer(o) for o in web.services.codes.pending()],
                 "kinds": PAIRABLE_KINDS,
+                "ca_sha256": web.services.tls.ca_sha256 if web.services.tls is not None else None,
             },
         )
 
@@ -1047,12 +1048,16 @@ async def pair(web: _Web, body: PairIn, client: str) -> JSONResponse:
     web.services.feed.notify("pairing")
     result = reply.result if isinstance(reply.result, dict) else {}
     broker = web.services.loaded.config.broker
+    tls = web.services.tls
+    address: dict[str, Any] = {"host": broker.host, "port": broker.port}
+    if tls is not None:  # the device should use the TLS listener, verified by the store CA
+        address |= {"tls_host": tls.host, "tls_port": tls.port, "ca_cert": tls.ca_pem, "ca_sha256": tls.ca_sha256}
     return JSONResponse(
         {
             "device_id": body.device_id,
             "username": body.device_id,
             "password": result["password"],
-            "broker": {"host": broker.host, "port": broker.port},
+            "broker": address,
             "store": web.services.loaded.config.store.id,
             "kind": body.kind,
             "stations": list(stations),
@@ -1077,13 +1082,14 @@ async def _first_seq_at(conn: aiosqlite.Connection, at: str) -> int:
     return low
 
 
-def _offer(offer: Any) -> dict[str, Any]:
-    return {
+def _offer(offer: Any, tls: TlsInfo | None = None) -> dict[str, Any]:
+    out = {
         "code": offer.code,
         "expires_at": format_time(offer.expires_at),
         "kind": offer.kind,
         "stations": list(offer.stations),
     }
+    return out | ({"ca_sha256": tls.ca_sha256} if tls is not None else {})
 
 
 def _raise(status: int, code: str, message: str) -> NoReturn:

@@ -22,7 +22,7 @@ from hub.contract.errors import ErrorCode
 from hub.contract.types import format_time
 from hub.web.app import WebSettings, create_app
 from hub.web.server import WebServer, WebServerError
-from hub.web.services import WebServices, ensure_web_device
+from hub.web.services import TlsInfo, WebServices, ensure_web_device
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,19 +37,29 @@ class WebRuntime:
     """Services, app and server of the manager page."""
 
     def __init__(self, engine: Engine, loaded: LoadedConfig, describe: Callable[[], dict[str, Any]]) -> None:
+        from hub.app import store_pki  # noqa: PLC0415 - hub.app imports this module lazily, never the reverse
+
         cfg = loaded.config
+        pki = store_pki(loaded)  # None unless [tls] enabled: then the page is HTTPS and pairing hands out the CA
+        tls = TlsInfo(cfg.tls.names[0], cfg.tls.mqtt_port, pki.ca_pem()) if pki is not None else None
         self.codes = PairingCodes(engine.clock, ttl_s=cfg.web.pair_code_ttl_s)
-        self.services = WebServices(engine, loaded, self.codes, describe)
+        self.services = WebServices(engine, loaded, self.codes, describe, tls=tls)
         settings = WebSettings(
             session_ttl_s=cfg.web.session_ttl_s,
             login_max_failures=cfg.web.login_max_failures,
             login_window_s=cfg.web.login_window_s,
             login_lockout_s=cfg.web.login_lockout_s,
-            secure_cookies=cfg.web.secure_cookies,
+            secure_cookies=cfg.web.secure_cookies or pki is not None,
         )
         self.app = create_app(self.services, settings)
         self.enabled = cfg.web.enabled
-        self.server = WebServer(self.app, cfg.web.host, cfg.hub.web_port)
+        self.server = WebServer(
+            self.app,
+            cfg.web.host,
+            cfg.hub.web_port,
+            certfile=pki.server_cert if pki is not None else None,
+            keyfile=pki.server_key if pki is not None else None,
+        )
         self.bind_retry_s = cfg.web.bind_retry_s
         self.error: str | None = None
         """Why the page is not being served right now (its port is taken), or None."""
@@ -102,7 +112,7 @@ class WebRuntime:
             return
 
     def _ready(self) -> None:
-        log.info("manager page ready", extra={"url": f"http://{self.server.host}:{self.server.port}/"})
+        log.info("manager page ready", extra={"url": f"{self.server.scheme}://{self.server.host}:{self.server.port}/"})
 
     async def stop(self) -> None:
         """Close live pages and stop serving."""
@@ -118,7 +128,7 @@ class WebRuntime:
         """What `storehub hub status` shows about the page."""
         return {
             "enabled": self.enabled,
-            "url": f"http://{self.server.host}:{self.server.port}/",
+            "url": f"{self.server.scheme}://{self.server.host}:{self.server.port}/",
             "serving": self.enabled and self.error is None,
             "error": self.error,
             "sessions": self.app.state.web.sessions.count(),
@@ -143,6 +153,7 @@ class WebRuntime:
             "expires_at": format_time(offer.expires_at),
             "kind": offer.kind,
             "stations": list(offer.stations),
-            "pair_url": f"http://{self.server.host}:{port}/api/pair",
+            "pair_url": f"{self.server.scheme}://{self.server.host}:{port}/api/pair",
+            **({"ca_sha256": self.services.tls.ca_sha256} if self.services.tls is not None else {}),
         }
         return Reply.success(None, self.services.engine.committed_head.seq, result)

@@ -17,6 +17,7 @@ import uvicorn
 
 if TYPE_CHECKING:
     from collections.abc import Generator
+    from pathlib import Path
 
     from fastapi import FastAPI
 
@@ -38,9 +39,12 @@ class _InLoopServer(uvicorn.Server):
 class WebServer:
     """The manager page's HTTP server on one socket."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+    def __init__(
+        self, app: FastAPI, host: str, port: int, *, certfile: Path | None = None, keyfile: Path | None = None
+    ) -> None:
         self.host = host
         self.port = port
+        self.scheme = "https" if certfile is not None else "http"
         config = uvicorn.Config(
             app,
             log_level="warning",
@@ -49,6 +53,8 @@ class WebServer:
             timeout_graceful_shutdown=1,
             proxy_headers=False,
             server_header=False,
+            ssl_certfile=str(certfile) if certfile is not None else None,
+            ssl_keyfile=str(keyfile) if keyfile is not None else None,
         )
         self._server = _InLoopServer(config)
         self._task: asyncio.Task[Any] | None = None

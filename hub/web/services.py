@@ -13,8 +13,10 @@ is logged in.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -131,6 +133,22 @@ def _seq_of(topic: str, payload: bytes) -> int | None:
     return int(digits) if digits else None
 
 
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    """What a device needs to reach the broker over TLS: the store CA and the TLS listener."""
+
+    host: str
+    port: int
+    ca_pem: str
+
+    @property
+    def ca_sha256(self) -> str:
+        """The CA certificate's SHA-256 fingerprint, shown with pairing codes so a device can check the CA it gets."""
+        der = ssl.PEM_cert_to_DER_cert(self.ca_pem)
+        digest = hashlib.sha256(der).hexdigest().upper()
+        return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
 @dataclass
 class WebServices:
     """The running hub as the web app sees it."""
@@ -140,6 +158,7 @@ class WebServices:
     codes: PairingCodes
     describe: Callable[[], dict[str, Any]]
     feed: LiveFeed = field(default_factory=LiveFeed)
+    tls: TlsInfo | None = None
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _prefix: str = field(default_factory=lambda: f"w-{secrets.token_hex(4)}-")
 

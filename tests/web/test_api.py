@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import ssl
 import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from devices.sim.tablet import Credentials, DeviceError, SimTablet
 from tests.hubproc import STAFF, HubProcess, storehub, write_config
+from tests.mqtt_helpers import MqttClient, free_port
 from tests.web.conftest import prelogin_csrf
 
 if TYPE_CHECKING:
@@ -443,3 +445,39 @@ def test_device_pair_refuses_clearly_without_a_hub(tmp_path: Path) -> None:
     bare_kds = storehub("device", "pair", "--config", str(config), "--kind", "kds", check=False)
     assert bare_kds.returncode == 2
     assert "--stations" in bare_kds.stderr
+
+
+def test_with_tls_the_page_is_https_and_pairing_hands_out_the_store_ca(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "store")
+    tls_port = free_port()
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        f'[tls]\nenabled = true\nmqtt_port = {tls_port}\nnames = ["localhost", "127.0.0.1"]\n\n{text}',
+        encoding="utf-8",
+    )
+    port = int(re.findall(r"web_port = (\d+)", text)[0])
+    hub = HubProcess(config).start()
+    try:
+        ca = hub.data_dir / "tls" / "ca.crt"
+        with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ssl.create_default_context(cafile=ca)) as web:
+            assert web.get("/healthz").status_code == 200
+            offer = json.loads(storehub("device", "pair", "--config", str(config), "--kind", "tablet").stdout)
+            assert offer["pair_url"].startswith("https://")
+            paired = web.post("/api/pair", json={"code": offer["code"], "device_id": "tab-tls", "kind": "tablet"})
+            assert paired.status_code == 201, paired.text
+        creds = paired.json()
+        broker = creds["broker"]
+        assert broker["tls_port"] == tls_port
+        assert broker["ca_cert"] == ca.read_text(encoding="ascii")
+        assert broker["ca_sha256"] == offer["ca_sha256"]  # the device can check the CA against the code's screen
+        (tmp_path / "ca-from-pairing.crt").write_text(broker["ca_cert"], encoding="ascii")
+        client = MqttClient(broker["tls_port"], creds["username"], creds["password"], host="127.0.0.1")
+        client.paho.tls_set(ca_certs=str(tmp_path / "ca-from-pairing.crt"), cert_reqs=ssl.CERT_REQUIRED)
+        try:
+            assert not client.connect(timeout=5).is_failure
+        finally:
+            client.close()
+        with pytest.raises(httpx.HTTPError):  # plain HTTP is not served once TLS is on
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        hub.stop()
