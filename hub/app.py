@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from hub import __version__, domain
+from hub import __version__, domain, sdnotify
 from hub.broker import BrokerConfig, BrokerUser, ManagedBroker, device_user, hash_password, hub_user, write_broker_files
 from hub.bus import BusSettings, PahoBus
 from hub.contract.envelopes import HubStatus, Reply
@@ -215,6 +215,8 @@ class Hub:
         self.web: WebRuntime | None = None
         self.started_at = format_time(datetime.now(UTC))
         self._stop = asyncio.Event()
+        self._engine_answered = time.monotonic()
+        self._systemd = sdnotify.Notifier.from_environment()  # before any child inherits it
 
     def request_stop(self) -> None:
         """Ask the hub to shut down cleanly."""
@@ -227,10 +229,7 @@ class Hub:
         async with open_engine(self.loaded, for_hub=True) as engine:
             self.engine = engine
             await bootstrap(engine, self.loaded)
-            from hub.web.runtime import WebRuntime  # noqa: PLC0415 - FastAPI only where the hub runs
-
-            self.web = web = WebRuntime(engine, self.loaded, self.describe)
-            await web.prepare()
+            web = await self._start_web(engine)
             if cfg.broker.managed:
                 self.broker = ManagedBroker(broker_config(self.loaded))
                 await self.broker.start(await broker_users(engine, self.data_dir))
@@ -249,7 +248,6 @@ class Hub:
                     on_device_status=web.on_device_status(engine.note_device_status),
                     on_connect=engine.republish,
                 )
-                await web.start()
                 server = await asyncio.start_unix_server(
                     self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
                 )
@@ -259,12 +257,19 @@ class Hub:
                 log.info("hub ready", extra={"store": cfg.store.id, "seq": engine.head.seq, "ready_ms": ready_ms})
                 if on_ready is not None:
                     on_ready()
+                self._engine_answered = time.monotonic()
+                self._systemd.notify(sdnotify.READY, f"STATUS=ready in {ready_ms} ms, seq {engine.head.seq}")
+                watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
                 try:
                     await self._stop.wait()
                 finally:
+                    self._systemd.notify(sdnotify.STOPPING)
+                    watchdog.cancel()
                     ticker.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await ticker
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watchdog
                     server.close()
                     await server.wait_closed()
                     with contextlib.suppress(FileNotFoundError):
@@ -275,6 +280,15 @@ class Hub:
                 await bus.stop()
                 if self.broker is not None:
                     await self.broker.stop()
+
+    async def _start_web(self, engine: Engine) -> WebRuntime:
+        """The manager page: its `web` device registered, its server listening (or retrying its port)."""
+        from hub.web.runtime import WebRuntime  # noqa: PLC0415 - FastAPI only where the hub runs
+
+        self.web = WebRuntime(engine, self.loaded, self.describe)
+        await self.web.prepare()
+        await self.web.start()
+        return self.web
 
     def _status(self) -> HubStatus:
         assert self.engine is not None  # noqa: S101 - called after the engine exists
@@ -305,6 +319,13 @@ class Hub:
                     announced = status.seq or 0
             except Exception:
                 log.exception("tick failed")
+            else:
+                self._engine_answered = time.monotonic()
+
+    async def _watchdog(self) -> None:
+        """Feed WatchdogSec: ping only while the engine answered a tick recently (hub/sdnotify.py)."""
+        window = 2 * self.loaded.config.hub.tick_interval_s + (self._systemd.watchdog_s or 0)
+        await sdnotify.Watchdog(self._systemd, lambda: time.monotonic() - self._engine_answered <= window).run()
 
     async def _control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """The CLI's local channel: one JSON request per line, one reply per line."""

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hub import backup, doctor
 from hub.config import ConfigError, LoadedConfig, load_config
 from hub.web import cli as web_cli
 
@@ -101,6 +102,8 @@ def _parser() -> argparse.ArgumentParser:
     demo = with_config(sub.add_parser("demo", help="run the hub with a scripted tablet playing a few tickets"))
     demo.add_argument("--once", action="store_true", help="stop after the scripted service")
     demo.set_defaults(handler=_demo)
+    backup.register(sub)
+    doctor.register(sub)
     return parser
 
 

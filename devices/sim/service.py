@@ -234,7 +234,7 @@ class _Waiter:
         self.mgr = self.tab.login(self.s.manager.employee_id, self.s.manager.pin)
         if self.is_manager:
             try:
-                self.call("shift.open", {"opening_float": 20000}, self.mgr)
+                self.call("shift.open", {"opening_float": 20000}, self.mgr, expected=frozenset({"conflict"}))
                 self.s.narrate(f"{self.name}: {self.s.manager.name} opens the shift with a 200.00 float")
             except RefusedError as exc:
                 if exc.code != "conflict":
@@ -242,9 +242,18 @@ class _Waiter:
 
     # -- one command -------------------------------------------------------------------------
     def call(
-        self, type_: str, body: dict[str, Any], auth: str, approve: dict[str, Any] | None = None
+        self,
+        type_: str,
+        body: dict[str, Any],
+        auth: str,
+        approve: dict[str, Any] | None = None,
+        *,
+        expected: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
-        """Send a command; re-send it with the same id when no reply comes; raise RefusedError on an error."""
+        """Send a command; re-send it with the same id when no reply comes; raise RefusedError on an error.
+
+        Refusals are counted in the stats, except the `expected` codes the caller handles as normal.
+        """
         cmd_id = self.tab.new_id()
         for attempt in range(RETRIES):
             try:
@@ -255,7 +264,8 @@ class _Waiter:
                     raise
         if not reply.get("ok"):
             error = reply.get("error") or {}
-            self.s.stats.refuse(str(error.get("code", "error")))
+            if str(error.get("code")) not in expected:
+                self.s.stats.refuse(str(error.get("code", "error")))
             raise RefusedError(type_, error)
         result = reply.get("result")
         return result if isinstance(result, dict) else {}
@@ -375,7 +385,8 @@ class _Waiter:
         if course is not None:
             body["course"] = course
         try:
-            fired = self.call("ticket.fire", body, self.token)
+            # Nothing left in that course (its items were 86'd and dropped) is a normal answer.
+            fired = self.call("ticket.fire", body, self.token, expected=frozenset({"conflict"}))
         except RefusedError as exc:
             if exc.code == "conflict":  # nothing left to fire in that course
                 return

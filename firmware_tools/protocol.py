@@ -1,0 +1,154 @@
+r"""The StoreHub serial line protocol v1 between a technician's laptop (or the hub) and a device.
+
+Serial, 115200 8N1 by default. One frame per line, ASCII, at most 512 bytes with its line end:
+
+    >1F SET hub_host 192.168.1.10*82B4\r\n      host → device
+    <1F OK*9C2D\r\n                              device → host
+
+- `>`/`<` is the direction; then the frame's sequence number as two hex digits (00-FF), a space,
+  the verb (host) or `OK`/`ERR` (device), and space-separated arguments, each percent-encoded
+  (RFC 3986 unreserved characters stay as they are) so values may hold spaces or any UTF-8.
+- `*` and four hex digits: CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) of the bytes between the
+  direction character and the `*`.
+- The host waits for the answer with the same sequence number. On a timeout, a bad CRC or
+  `ERR crc`, it sends the identical frame again (same seq); the device remembers its last answer
+  and repeats it for a repeated seq instead of acting twice.
+
+Verbs: `HELLO` → `OK kind=… fw=… proto=1 serial=…`; `SET key value`; `GET key` → `OK value`
+(secrets come back as `sha256:<hex>` so they can be checked without being shown); `COMMIT`
+(persist the staged settings atomically); `ABORT` (drop them); `REBOOT`. Errors: `ERR <code>
+<message>` with codes `crc`, `bad_frame`, `unknown_verb`, `bad_key`, `bad_value`, `nothing_staged`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote, unquote
+
+PROTOCOL_VERSION: Final = 1
+MAX_FRAME: Final = 512
+HOST: Final = ">"
+DEVICE: Final = "<"
+_FRAME: Final = re.compile(r"^([<>])([0-9A-F]{2}|\?\?) ([A-Z_]+)((?: [^ *]*)*)\*([0-9A-F]{4})$")
+
+SETTINGS: Final = ("device_id", "store", "wifi_ssid", "wifi_psk", "hub_host", "hub_port", "mqtt_user", "mqtt_pass")
+"""What `provision` writes, in this order."""
+OPTIONAL_SETTINGS: Final = ("ota_key",)
+SECRET_SETTINGS: Final = frozenset({"wifi_psk", "mqtt_pass"})
+
+
+class FrameError(ValueError):
+    """A line that is not a valid frame (bad shape or checksum)."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame; `seq` is None for a device's `??` (it could not read the host's seq)."""
+
+    direction: str
+    seq: int | None
+    verb: str
+    args: tuple[str, ...] = ()
+
+    def encode(self) -> bytes:
+        """The frame as bytes on the wire, with CRC and CRLF."""
+        seq = "??" if self.seq is None else f"{self.seq:02X}"
+        body = " ".join([seq, self.verb, *(quote(arg, safe="") for arg in self.args)])
+        line = f"{self.direction}{body}*{crc16(body.encode('ascii')):04X}\r\n".encode("ascii")
+        if len(line) > MAX_FRAME:
+            raise FrameError(f"frame of {len(line)} bytes exceeds {MAX_FRAME}")
+        return line
+
+
+def decode(line: bytes) -> Frame:
+    """Parse one line (with or without its line end); FrameError if malformed or the CRC is wrong."""
+    if len(line) > MAX_FRAME:
+        raise FrameError(f"line of {len(line)} bytes exceeds {MAX_FRAME}")
+    try:
+        text = line.decode("ascii").rstrip("\r\n")
+    except UnicodeDecodeError as exc:
+        raise FrameError("non-ASCII bytes on the line") from exc
+    match = _FRAME.match(text)
+    if match is None:
+        raise FrameError(f"not a frame: {text[:60]!r}")
+    direction, seq, verb, args, crc = match.groups()
+    body = text[1 : text.rindex("*")]
+    if crc16(body.encode("ascii")) != int(crc, 16):
+        raise FrameError("checksum mismatch")
+    values = tuple(unquote(arg, errors="strict") for arg in args.split(" ")[1:]) if args else ()
+    return Frame(direction, None if seq == "??" else int(seq, 16), verb, values)
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def parse_fields(args: tuple[str, ...]) -> dict[str, str]:
+    """`key=value` arguments (HELLO's answer) as a dict."""
+    fields = {}
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        if sep:
+            fields[key] = value
+    return fields
+
+
+_DEVICE_ID: Final = re.compile(r"^[a-z0-9-]{1,32}$")
+_HOSTNAME: Final = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_MAX_SSID_BYTES: Final = 32
+_PSK_MIN: Final = 8
+_PSK_MAX: Final = 63
+_RAW_PSK_HEX: Final = 64
+_MAX_PASSWORD: Final = 128
+_ED25519_KEY_BYTES: Final = 32
+
+
+def check_setting(key: str, value: str) -> str | None:
+    """Why `value` is not acceptable for setting `key` (None when it is); device and host use the same rules."""
+    if key not in SETTINGS and key not in OPTIONAL_SETTINGS:
+        return f"unknown setting {key!r}"
+    problem: str | None = None
+    if key in ("device_id", "store", "mqtt_user"):
+        if not _DEVICE_ID.match(value):
+            problem = "must be 1-32 of a-z, 0-9 and -"
+    elif key == "wifi_ssid":
+        if not 0 < len(value.encode("utf-8")) <= _MAX_SSID_BYTES:
+            problem = f"must be 1-{_MAX_SSID_BYTES} bytes"
+    elif key == "wifi_psk":
+        hex_key = len(value) == _RAW_PSK_HEX and all(c in "0123456789abcdefABCDEF" for c in value)
+        if not hex_key and not (_PSK_MIN <= len(value) <= _PSK_MAX and value.isascii() and value.isprintable()):
+            problem = f"must be {_PSK_MIN}-{_PSK_MAX} printable ASCII characters (WPA2) or {_RAW_PSK_HEX} hex digits"
+    elif key == "hub_host":
+        if not _HOSTNAME.match(value):
+            problem = "must be a host name or an IPv4 address"
+    elif key == "hub_port":
+        if not value.isdigit() or not 0 < int(value) < 65536:  # noqa: PLR2004 - TCP ports
+            problem = "must be a TCP port, 1-65535"
+    elif key == "mqtt_pass":
+        if not 0 < len(value) <= _MAX_PASSWORD or not value.isprintable():
+            problem = f"must be 1-{_MAX_PASSWORD} printable characters"
+    elif key == "ota_key":
+        problem = _check_key(value)
+    return None if problem is None else f"{key} {problem}"
+
+
+def _check_key(value: str) -> str | None:
+    import base64  # noqa: PLC0415
+    import binascii  # noqa: PLC0415
+
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return "must be base64"
+    return None if len(raw) == _ED25519_KEY_BYTES else "must be a base64 Ed25519 public key (32 bytes)"

@@ -1,0 +1,325 @@
+"""Staged OTA rollout: offer a signed release to a percentage of one device kind, safely.
+
+`Rollout` is the decision core (no I/O, the clock handed in): it learns the fleet from retained
+`device/{id}/status` births (`kind`, `fw`, and the `ota` progress devices report), the shift from
+`state/shift`, and results from `device.result`; `step(now)` returns the `ota.offer` jobs to publish
+on `device/{id}/do`. Rules:
+
+- a wave covers `percent` % of the devices of the kind (rounded up); devices already on the
+  release count as covered; the order is a stable hash of the device id, so widening from 10 % to
+  50 % keeps the first devices and adds others;
+- nothing is offered while a shift is open unless `force` (a drawer must not reboot mid-service);
+- a device that reports `failed`, answers `ok: false`, or does not come back on the new version
+  within `offer_timeout_s` is a failure; at `max_failures` the rollout stops for good and offers
+  nothing more (an operator investigates and starts a new one);
+- devices below the release's `min_version` are skipped (they need an intermediate release).
+
+`MqttRolloutRunner` drives a `Rollout` over MQTT with credentials allowed to publish device jobs
+(the hub's role); `storehub-fw rollout` runs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from firmware_tools.ota import Manifest, parse_version
+from hub.contract.envelopes import DeviceJob
+from hub.contract.types import format_time
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+
+    import paho.mqtt.client as mqtt
+
+State = Literal["running", "waiting_shift", "complete", "stopped"]
+DEFAULT_JOB_TTL_S: Final = 60.0
+DEFAULT_OFFER_TIMEOUT_S: Final = 900.0
+MAX_PERCENT: Final = 100
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    """How far and how carefully to roll a release out."""
+
+    percent: int
+    force: bool = False
+    max_failures: int = 1
+    offer_timeout_s: float = DEFAULT_OFFER_TIMEOUT_S
+    job_ttl_s: float = DEFAULT_JOB_TTL_S
+
+    def __post_init__(self) -> None:
+        if not 0 < self.percent <= MAX_PERCENT:
+            raise ValueError(f"percent must be 1-100, got {self.percent}")
+        if self.max_failures < 1:
+            raise ValueError("max_failures must be at least 1")
+
+
+@dataclass
+class DeviceView:
+    """What the rollout knows of one device."""
+
+    device_id: str
+    kind: str | None = None
+    fw: str | None = None
+    online: bool = False
+
+
+@dataclass
+class Offer:
+    """An outstanding offer."""
+
+    job_id: str
+    at: datetime
+
+
+@dataclass
+class Rollout:
+    """The rollout of one release (`manifest`, downloadable at `image_url`) to its device kind."""
+
+    manifest: Manifest
+    image_url: str
+    policy: RolloutPolicy
+    devices: dict[str, DeviceView] = field(default_factory=dict)
+    shift_open: bool | None = None
+    pending: dict[str, Offer] = field(default_factory=dict)
+    succeeded: set[str] = field(default_factory=set)
+    failed: dict[str, str] = field(default_factory=dict)
+    stopped_reason: str | None = None
+    _offers_made: int = 0
+
+    # -- inputs --------------------------------------------------------------------------------
+    def note_status(self, device_id: str, status: dict[str, Any]) -> None:
+        """A retained `device/{id}/status` payload."""
+        view = self.devices.setdefault(device_id, DeviceView(device_id))
+        view.online = status.get("state") == "online"
+        if isinstance(status.get("kind"), str):
+            view.kind = status["kind"]
+        if isinstance(status.get("fw"), str):
+            view.fw = status["fw"]
+        if device_id not in self.pending:
+            return
+        ota = status.get("ota")
+        if view.online and view.fw == self.manifest.version:
+            del self.pending[device_id]
+            self.succeeded.add(device_id)
+        elif isinstance(ota, dict) and ota.get("state") == "failed":
+            self._fail(device_id, f"device reported failed: {ota.get('error', 'no reason')}")
+
+    def note_result(self, device_id: str, body: dict[str, Any]) -> None:
+        """A `device.result` body from the device."""
+        offer = self.pending.get(device_id)
+        if offer is not None and body.get("of") == offer.job_id and body.get("ok") is False:
+            self._fail(device_id, str(body.get("detail") or "refused"))
+
+    def note_shift(self, payload: dict[str, Any]) -> None:
+        """The retained `state/shift` (`{"open": false}` or an open shift's summary)."""
+        self.shift_open = payload.get("open") is not False
+
+    # -- decisions -----------------------------------------------------------------------------
+    @property
+    def state(self) -> State:
+        """Where the rollout stands."""
+        if self.stopped_reason is not None:
+            return "stopped"
+        if self._covered() >= self._target() and not self.pending:
+            return "complete"
+        if self.shift_open is not False and not self.policy.force:
+            return "waiting_shift"
+        return "running"
+
+    def step(self, now: datetime) -> list[tuple[str, DeviceJob]]:
+        """Time out stale offers, then the offers to make now (device id, job)."""
+        for device_id, offer in list(self.pending.items()):
+            if (now - offer.at).total_seconds() > self.policy.offer_timeout_s:
+                self._fail(device_id, f"no new version within {self.policy.offer_timeout_s:g} s")
+        if self.state != "running":
+            return []
+        wanted = self._target() - self._covered()
+        jobs = []
+        for view in self._candidates()[: max(0, wanted)]:
+            self._offers_made += 1
+            job = DeviceJob(
+                id=f"ota-{self._offers_made}-{view.device_id}"[:64],
+                type="ota.offer",
+                expires_at=format_time(now + timedelta(seconds=self.policy.job_ttl_s)),
+                body={"manifest": self.manifest.model_dump(), "url": self.image_url},
+            )
+            self.pending[view.device_id] = Offer(job.id, now)
+            jobs.append((view.device_id, job))
+        return jobs
+
+    def summary(self) -> dict[str, Any]:
+        """For the CLI and the manager page."""
+        fleet = self._fleet()
+        return {
+            "kind": self.manifest.device_kind,
+            "version": self.manifest.version,
+            "state": self.state,
+            "percent": self.policy.percent,
+            "fleet": len(fleet),
+            "target": self._target(),
+            "pending": sorted(self.pending),
+            "succeeded": sorted(self.succeeded),
+            "failed": dict(sorted(self.failed.items())),
+            "skipped_below_min_version": sorted(v.device_id for v in fleet if self._below_min(v)),
+            "stopped_reason": self.stopped_reason,
+        }
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _fail(self, device_id: str, reason: str) -> None:
+        self.pending.pop(device_id, None)
+        self.failed[device_id] = reason
+        if len(self.failed) >= self.policy.max_failures and self.stopped_reason is None:
+            self.stopped_reason = f"{len(self.failed)} device(s) failed; last: {device_id}: {reason}"
+
+    def _fleet(self) -> list[DeviceView]:
+        return [v for v in self.devices.values() if v.kind == self.manifest.device_kind]
+
+    def _target(self) -> int:
+        return math.ceil(len(self._fleet()) * self.policy.percent / MAX_PERCENT)
+
+    def _current(self, view: DeviceView) -> bool:
+        version = _version_or_none(view.fw or "")
+        return version is not None and version >= parse_version(self.manifest.version)
+
+    def _below_min(self, view: DeviceView) -> bool:
+        version = _version_or_none(view.fw or "")
+        return version is not None and version < parse_version(self.manifest.min_version)
+
+    def _covered(self) -> int:
+        fleet = self._fleet()
+        return sum(1 for v in fleet if self._current(v) or v.device_id in self.pending or v.device_id in self.succeeded)
+
+    def _candidates(self) -> list[DeviceView]:
+        eligible = [
+            v
+            for v in self._fleet()
+            if v.online
+            and v.fw is not None
+            and not self._current(v)
+            and not self._below_min(v)
+            and v.device_id not in self.pending
+            and v.device_id not in self.failed
+            and v.device_id not in self.succeeded
+        ]
+        return sorted(eligible, key=lambda v: _order(v.device_id, self.manifest.device_kind))
+
+
+def _order(device_id: str, kind: str) -> str:
+    return hashlib.sha256(f"{kind}/{device_id}".encode()).hexdigest()
+
+
+def _version_or_none(text: str) -> tuple[int, int, int] | None:
+    try:
+        return parse_version(text)
+    except ValueError:
+        return None
+
+
+# -- MQTT ------------------------------------------------------------------------------------------
+class MqttRolloutRunner:
+    """Drive a Rollout over MQTT: read statuses, the shift and results; publish offers."""
+
+    def __init__(
+        self, rollout: Rollout, client: mqtt.Client, store: str, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        from hub.contract.topics import Topics  # noqa: PLC0415
+
+        self.rollout = rollout
+        self.client = client
+        self.topics = Topics(store)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._lock = threading.Lock()
+        client.on_message = self._on_message
+
+    def subscribe(self) -> None:
+        """Subscribe to what the rollout needs (call once connected)."""
+        for topic in (self.topics.device_status_all(), self.topics.state_shift(), self.topics.cmd("+")):
+            self.client.subscribe(topic, qos=1)
+
+    def step(self) -> list[str]:
+        """Run one decision step and publish its offers; returns the devices offered to."""
+        from hub.contract.envelopes import encode  # noqa: PLC0415
+
+        with self._lock:
+            jobs = self.rollout.step(self.clock())
+        for device_id, job in jobs:
+            self.client.publish(self.topics.device_do(device_id), encode(job), qos=1)
+        return [device_id for device_id, _ in jobs]
+
+    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+        try:
+            payload = json.loads(message.payload)
+        except ValueError:
+            return
+        if not isinstance(payload, dict):
+            return
+        parts = message.topic.removeprefix(self.topics.root).split("/")
+        with self._lock:
+            if parts[0] == "device" and len(parts) == 3 and parts[2] == "status":  # noqa: PLR2004
+                self.rollout.note_status(parts[1], payload)
+            elif parts == ["state", "shift"]:
+                self.rollout.note_shift(payload)
+            elif parts[0] == "cmd" and len(parts) == 2 and payload.get("type") == "device.result":  # noqa: PLR2004
+                body = payload.get("body")
+                if isinstance(body, dict):
+                    self.rollout.note_result(parts[1], body)
+
+
+def rollout_cli(args: argparse.Namespace) -> int:
+    """`storehub-fw rollout` (options in firmware_tools/cli.py)."""
+    import paho.mqtt.client as paho  # noqa: PLC0415
+    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+
+    from firmware_tools.cli import FwCliError  # noqa: PLC0415
+    from firmware_tools.server import read_manifest  # noqa: PLC0415
+
+    try:
+        manifest = read_manifest(args.manifest)
+        policy = RolloutPolicy(
+            args.percent, force=args.force, max_failures=args.max_failures, offer_timeout_s=args.offer_timeout
+        )
+        password = args.password_file.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError) as exc:
+        raise FwCliError(str(exc)) from exc
+    rollout = Rollout(manifest, args.url, policy)
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=args.username, protocol=paho.MQTTv5)
+    client.username_pw_set(args.username, password)
+    runner = MqttRolloutRunner(rollout, client, args.store)
+    connected = threading.Event()
+
+    def on_connect(*_args: object) -> None:
+        runner.subscribe()
+        connected.set()
+
+    client.on_connect = on_connect
+    try:
+        client.connect(args.broker_host, args.broker_port, keepalive=30)
+    except OSError as exc:
+        raise FwCliError(f"cannot reach the broker at {args.broker_host}:{args.broker_port}: {exc}") from exc
+    client.loop_start()
+    try:
+        if not connected.wait(10):
+            raise FwCliError("the broker did not accept the connection (credentials?)")
+        deadline = time.monotonic() + args.max_duration
+        time.sleep(min(args.interval, 1.0))  # let the retained statuses and shift arrive first
+        while rollout.state in ("running", "waiting_shift") and time.monotonic() < deadline:
+            runner.step()
+            sys.stdout.write(json.dumps(rollout.summary()) + "\n")
+            sys.stdout.flush()
+            time.sleep(args.interval)
+        runner.step()
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    sys.stdout.write(json.dumps(rollout.summary()) + "\n")
+    return 0 if rollout.state == "complete" else 1
