@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import StreamingResponse
 
 from devices.registry import PAIRABLE_KINDS, PairingError
+from firmware_tools.server import FirmwareStore, firmware_router
 from hub import __version__
 from hub.contract.errors import ErrorCode
 from hub.contract.types import format_time, parse_time
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from hub.contract.envelopes import Reply
 
 HERE: Final = Path(__file__).resolve().parent
+FIRMWARE_DIR: Final = "firmware"
+"""Where `storehub-fw add --dir <data_dir>/firmware` puts releases the hub serves at `/firmware`."""
 STATUS_OF: Final[dict[str, int]] = {
     ErrorCode.INVALID_PAYLOAD: 422,
     ErrorCode.UNKNOWN_COMMAND: 422,
@@ -220,6 +223,8 @@ def create_app(services: WebServices, settings: WebSettings | None = None) -> Fa
     app.add_exception_handler(StarletteHTTPException, web.on_http_error)  # type: ignore[arg-type]
     app.middleware("http")(web.count_requests)
     _routes(app, web)
+    # Signed firmware releases for OTA (docs/operations.md): devices fetch them here, no login needed.
+    app.include_router(firmware_router(FirmwareStore(services.loaded.data_dir / FIRMWARE_DIR)))
     return app
 
 
@@ -265,7 +270,9 @@ class _Web:
     async def on_http_error(self, request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = {404: f"No such page or endpoint: {request.url.path}", 405: f"{request.method} is not allowed here"}
-        error = WebError(exc.status_code, code, message.get(exc.status_code, str(exc.detail)))
+        generic = not isinstance(exc.detail, str) or exc.detail in ("Not Found", "Method Not Allowed")
+        text = message.get(exc.status_code, "refused") if generic else str(exc.detail)
+        error = WebError(exc.status_code, code, text)
         return await self.on_web_error(request, error)
 
     async def on_validation_error(self, request: Request, exc: RequestValidationError) -> Response:

@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from devices.sim.tablet import Credentials, DeviceError, SimTablet
+from firmware_tools.ota import generate_key, load_private_key, sign
+from firmware_tools.server import FirmwareStore, manifest_json
 from tests.hubproc import STAFF, HubProcess, storehub, write_config
 from tests.mqtt_helpers import MqttClient, free_port
 from tests.web.conftest import prelogin_csrf
@@ -481,3 +483,26 @@ def test_with_tls_the_page_is_https_and_pairing_hands_out_the_store_ca(tmp_path:
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
     finally:
         hub.stop()
+
+
+def test_the_hub_serves_signed_firmware_releases(web_hub: WebHub, tmp_path: Path) -> None:
+    key_path = tmp_path / "ota.pem"
+    public = generate_key(key_path)
+    image = tmp_path / "drawer-1.2.0.bin"
+    image.write_bytes(b"\x7fFIRMWARE" * 100)
+    manifest = sign(
+        image.read_bytes(), kind="drawer", version="1.2.0", min_version="1.0.0", key=load_private_key(key_path)
+    )
+    manifest_file = tmp_path / "drawer-1.2.0.bin.manifest.json"
+    manifest_file.write_text(manifest_json(manifest), encoding="utf-8")
+    FirmwareStore(web_hub.proc.data_dir / "firmware").add(image, manifest_file, public)
+    with web_hub.client() as device:  # devices download without a login; the signature is what counts
+        releases = device.get("/firmware").json()
+        assert [(r["device_kind"], r["version"]) for r in releases] == [("drawer", "1.2.0")]
+        got = device.get("/firmware/drawer/1.2.0/image")
+        assert got.status_code == 200
+        assert got.content == image.read_bytes()
+        assert got.headers["X-Firmware-Sha256"] == manifest.sha256
+        missing = device.get("/firmware/drawer/9.9.9/manifest.json")
+        assert missing.status_code == 404
+        assert missing.json()["error"] == {"code": "not_found", "message": "no firmware 9.9.9 for drawer"}
