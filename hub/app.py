@@ -27,7 +27,6 @@ from hub.contract.types import format_time
 from hub.engine import Engine
 from hub.store.db import Database
 from hub.tls import StorePki, TlsError, ensure_store_pki
-from hub.web.services import WEB_DEVICE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -113,7 +112,7 @@ async def broker_users(engine: Engine, data_dir: Path) -> list[BrokerUser]:
     users.extend(
         device_user(engine.topics, device.device_id, device.kind, device.stations, hashes[device.device_id])
         for device in sorted(engine.state.devices.values(), key=lambda d: d.device_id)
-        if device.active and device.device_id in hashes and device.device_id != WEB_DEVICE
+        if device.active and device.device_id in hashes
     )
     return users
 
@@ -229,13 +228,13 @@ class Hub:
         async with open_engine(self.loaded, for_hub=True) as engine:
             self.engine = engine
             await bootstrap(engine, self.loaded)
-            web = await self._start_web(engine)
             if cfg.broker.managed:
                 self.broker = ManagedBroker(broker_config(self.loaded))
                 await self.broker.start(await broker_users(engine, self.data_dir))
             else:
                 await apply_registry(engine, self.loaded)
             engine.on_devices_changed = self._devices_changed
+            web = await self._start_web(engine)
             bus = PahoBus(
                 BusSettings(cfg.broker.host, cfg.broker.port, "hub", hub_password(self.data_dir)), engine.topics
             )
