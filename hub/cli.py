@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from hub import backup, doctor
 from hub.config import ConfigError, LoadedConfig, load_config
 from hub.web import cli as web_cli
+from kds_display import cli as kds_cli
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -98,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     core.add_argument("--quick", action="store_true", help="a short run for smoke tests")
     core.set_defaults(handler=_bench_core)
     web_cli.register_bench(bench)
+    kds_cli.register_bench(bench)
+    kds_cli.register(sub)
 
     demo = with_config(sub.add_parser("demo", help="run the hub with a scripted tablet playing a few tickets"))
     demo.add_argument("--once", action="store_true", help="stop after the scripted service")
