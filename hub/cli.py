@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloud_relay import cli as relay_cli
 from hub import backup, doctor
 from hub.config import ConfigError, LoadedConfig, load_config
 from hub.web import cli as web_cli
@@ -99,11 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     core.add_argument("--quick", action="store_true", help="a short run for smoke tests")
     core.set_defaults(handler=_bench_core)
     web_cli.register_bench(bench)
+    relay_cli.register_bench(bench)
+    relay_cli.register(sub)
     kds_cli.register_bench(bench)
     kds_cli.register(sub)
 
-    demo = with_config(sub.add_parser("demo", help="run the hub with a scripted tablet playing a few tickets"))
-    demo.add_argument("--once", action="store_true", help="stop after the scripted service")
+    demo = with_config(sub.add_parser("demo", help="a whole store on this machine: hub, screens, tablets playing"))
+    demo.add_argument("--once", action="store_true", help="play a bounded service, check the books, stop")
+    demo.add_argument("--rush", action="store_true", help="play the service at rush-hour pace")
+    demo.add_argument("--parties", type=int, default=None, help="stop the service after this many parties")
     demo.set_defaults(handler=_demo)
     backup.register(sub)
     doctor.register(sub)
@@ -364,7 +369,9 @@ def _bench_core(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from hub.demo import run_demo  # noqa: PLC0415
 
-    return run_demo(args.config, once=args.once)
+    if args.parties is not None and args.parties < 1:
+        raise CliError("--parties must be at least 1")
+    return run_demo(args.config, once=args.once, rush=args.rush, parties=args.parties)
 
 
 if __name__ == "__main__":

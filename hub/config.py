@@ -152,6 +152,8 @@ class StoreConfig(BaseSettings):
     broker: BrokerSection = Field(default_factory=BrokerSection)
     web: WebSection = Field(default_factory=WebSection)
     tls: TlsSection = Field(default_factory=TlsSection)
+    relay: dict[str, Any] | None = None
+    """`[relay]` belongs to the relay process (cloud_relay/config.py validates it); the hub only keeps it."""
     staff: list[StaffEntry] = Field(default_factory=list)
     tables: list[TableEntry] = Field(default_factory=list)
 

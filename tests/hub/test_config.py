@@ -76,3 +76,14 @@ def test_the_cli_reports_a_bad_config_with_exit_code_2(tmp_path: Path) -> None:
     missing = storehub("device", "list", "--config", str(tmp_path / "nope.toml"), check=False)
     assert missing.returncode == 2
     assert "no such file" in missing.stderr
+
+
+def test_the_relay_section_is_kept_for_the_relay_and_a_misspelled_section_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(f'[relay]\ncentral_url = "http://127.0.0.1:9000"\n\n{text}', encoding="utf-8")
+    loaded = load_config(path)
+    assert loaded.config.relay == {"central_url": "http://127.0.0.1:9000"}
+    path.write_text(f'[rellay]\ncentral_url = "http://127.0.0.1:9000"\n\n{text}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="rellay"):
+        load_config(path)

@@ -1,0 +1,1 @@
+"""HQ side: the ledger ingest API, its storage (SQLite or PostgreSQL) and the store registry."""

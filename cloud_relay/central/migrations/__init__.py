@@ -1,0 +1,1 @@
+"""Alembic migrations of central's schema (run by `Repository.migrate`)."""
