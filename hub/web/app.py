@@ -477,10 +477,16 @@ class _Web:
         }
 
     def hq(self) -> dict[str, Any]:
-        relay = self.services.engine.presence.get("relay")
+        """The relay (any device of kind `relay`, `relay` by default) and its last retained status."""
+        engine = self.services.engine
+        registered = sorted(d.device_id for d in engine.state.devices.values() if d.kind == "relay" and d.active)
+        seen = sorted(k for k, v in engine.presence.items() if v.get("kind") == "relay")
+        names = list(dict.fromkeys(["relay", *registered, *seen]))
+        relay_id = next((n for n in names if n in engine.presence), registered[0] if registered else None)
         return {
-            "configured": relay is not None or "relay" in self.services.engine.state.devices,
-            "status": relay,
+            "configured": relay_id is not None,
+            "relay": relay_id,
+            "status": engine.presence.get(relay_id) if relay_id is not None else None,
             "head_seq": self.services.engine.committed_head.seq,
             "epoch": self.services.engine.epoch,
         }
