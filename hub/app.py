@@ -25,6 +25,7 @@ from hub.contract.envelopes import HubStatus, Reply
 from hub.contract.errors import ErrorCode
 from hub.contract.types import format_time
 from hub.engine import Engine
+from hub.printing import PrintService, routing_body
 from hub.store.db import Database
 from hub.tls import StorePki, TlsError, ensure_store_pki
 
@@ -42,6 +43,25 @@ LOCK_NAME: Final = "hub.lock"
 SOCKET_NAME: Final = "hub.sock"
 HUB_SECRET_NAME: Final = "hub.secret"  # noqa: S105 - a file name, not a secret
 CONTROL_LIMIT: Final = 1 << 20
+
+
+CONTROL_PRINTING: Final = frozenset({"printers.list", "print.preview"})
+"""Control-socket requests the print service answers itself (no ledger)."""
+
+
+async def start_printing(engine: Engine, loaded: LoadedConfig) -> PrintService:
+    """Hook the print queue into the engine's commits, apply `[[printers]]`, and start the workers.
+
+    The TOML's printer table is applied when the hub has none yet or its printers changed; routing
+    edited at runtime (`storehub printers route`, ledgered) survives restarts otherwise.
+    """
+    cfg = loaded.config
+    printing = PrintService(engine, cfg.printers, cfg.printing, cfg.drawers)
+    engine.hooks.append(printing)
+    if {p.id for p in cfg.printers} != set(engine.state.printing.printers):
+        await _expect_ok(engine.admin("printers.configure", routing_body(cfg.printers)))
+    await printing.start()
+    return printing
 
 
 class HubError(Exception):
@@ -212,6 +232,7 @@ class Hub:
         self.broker: ManagedBroker | None = None
         self.bus: PahoBus | None = None
         self.web: WebRuntime | None = None
+        self.printing: PrintService | None = None
         self.started_at = format_time(datetime.now(UTC))
         self._stop = asyncio.Event()
         self._engine_answered = time.monotonic()
@@ -221,7 +242,7 @@ class Hub:
         """Ask the hub to shut down cleanly."""
         self._stop.set()
 
-    async def run(self, *, on_ready: Any = None) -> None:
+    async def run(self, *, on_ready: Any = None) -> None:  # noqa: PLR0915 - the composition root wires each part in order
         """Run until `request_stop`; raises HubError when start-up is impossible."""
         t0 = time.perf_counter()
         cfg = self.loaded.config
@@ -235,6 +256,7 @@ class Hub:
                 await apply_registry(engine, self.loaded)
             engine.on_devices_changed = self._devices_changed
             web = await self._start_web(engine)
+            printing = self.printing = await start_printing(engine, self.loaded)
             bus = PahoBus(
                 BusSettings(cfg.broker.host, cfg.broker.port, "hub", hub_password(self.data_dir)), engine.topics
             )
@@ -245,7 +267,7 @@ class Hub:
                     self._status(),
                     on_command=engine.submit,
                     on_device_status=web.on_device_status(engine.note_device_status),
-                    on_connect=engine.republish,
+                    on_connect=self._on_connect,
                 )
                 server = await asyncio.start_unix_server(
                     self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
@@ -275,6 +297,7 @@ class Hub:
                         (self.data_dir / SOCKET_NAME).unlink()
             finally:
                 await web.stop()
+                await printing.stop()
                 await engine.flush_acked()
                 await bus.stop()
                 if self.broker is not None:
@@ -284,7 +307,7 @@ class Hub:
         """The manager page: its `web` device registered, its server listening (or retrying its port)."""
         from hub.web.runtime import WebRuntime  # noqa: PLC0415 - FastAPI only where the hub runs
 
-        self.web = WebRuntime(engine, self.loaded, self.describe)
+        self.web = WebRuntime(engine, self.loaded, self.describe, printing=lambda: self.printing)
         await self.web.prepare()
         await self.web.start()
         return self.web
@@ -298,6 +321,12 @@ class Hub:
             epoch=self.engine.epoch,
             seq=self.engine.committed_head.seq,
         )
+
+    async def _on_connect(self) -> None:
+        assert self.engine is not None  # noqa: S101 - set in run()
+        await self.engine.republish()
+        if self.printing is not None:
+            self.printing.republish()
 
     async def _devices_changed(self) -> None:
         assert self.engine is not None  # noqa: S101 - set in run()
@@ -350,6 +379,8 @@ class Hub:
             return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, "control request must be {type, body, secret?}")
         if type_ == "device.pair_code" and self.web is not None:
             return self.web.pair_code(body)
+        if self.printing is not None and type_ in CONTROL_PRINTING:
+            return await self.printing.control(type_, body, self.engine.head.seq)
         if type_ == "hub.status":
             described = self.describe()
             if body.get("reset_stats"):

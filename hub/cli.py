@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloud_relay import cli as relay_cli
+from devices import cli as devices_cli
 from hub import backup, doctor
 from hub.config import ConfigError, LoadedConfig, load_config
 from hub.web import cli as web_cli
@@ -77,7 +78,6 @@ def _parser() -> argparse.ArgumentParser:
     revoke = with_config(device.add_parser("revoke", help="revoke a device: the broker refuses it from now on"))
     revoke.add_argument("device_id")
     revoke.set_defaults(handler=_device_revoke)
-    web_cli.register(device)
 
     _staff_commands(sub.add_parser("staff", help="add, list, deactivate staff; change roles and PINs"))
 
@@ -99,11 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     core.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
     core.add_argument("--quick", action="store_true", help="a short run for smoke tests")
     core.set_defaults(handler=_bench_core)
-    web_cli.register_bench(bench)
+    web_cli.register(device, bench)
     relay_cli.register_bench(bench)
     relay_cli.register(sub)
     kds_cli.register_bench(bench)
     kds_cli.register(sub)
+    devices_cli.register(sub, bench)
 
     demo = with_config(sub.add_parser("demo", help="a whole store on this machine: hub, screens, tablets playing"))
     demo.add_argument("--once", action="store_true", help="play a bounded service, check the books, stop")

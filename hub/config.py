@@ -130,6 +130,82 @@ class TableEntry(BaseModel):
     area: Annotated[str, Field(max_length=40)] = "Main"
 
 
+class PrinterEntry(BaseModel):
+    """`[[printers]]`: a receipt or kitchen printer, where it is, and what prints on it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: DeviceId
+    name: Annotated[str, Field(min_length=1, max_length=80)] = ""
+    address: Annotated[
+        str, Field(pattern=r"^(tcp://[A-Za-z0-9.:_-]+(:\d{1,5})?|serial:/[^?]+(\?baud=\d+)?|virtual://[a-z0-9-]+)$")
+    ]
+    """`tcp://192.168.1.50:9100` (port 9100 when omitted), `serial:/dev/ttyUSB0?baud=9600`, or
+    `virtual://name`: a virtual printer the hub runs itself on 127.0.0.1 (demo only)."""
+    paper_mm: Literal[58, 80] = 80
+    profile: str = "default"
+    """A python-escpos capability profile (`TM-T88V`, `TM-T20II`, `default`, `simple`, …)."""
+    confirmation: Literal["process_id", "status"] = "process_id"
+    """`process_id` (GS ( H answered) or `status` for clones that never answer it."""
+    backup: DeviceId | None = None
+    stations: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]] = Field(default_factory=list)
+    receipts: bool = False
+    """The default receipt printer (receipts, checks, Z reports)."""
+    receipt_devices: list[DeviceId] = Field(default_factory=list)
+    """Registers / tablets whose receipts (and drawer kicks) go to this printer."""
+    expo: bool = False
+    drawer_pins: list[Literal[2, 5]] = Field(default_factory=list)
+    """Pins a cash drawer hangs on (empty: no drawer on this printer)."""
+
+
+class DrawerEntry(BaseModel):
+    """`[[drawers]]`: a cash drawer on its own serial line, or an MQTT drawer controller device.
+
+    A drawer hanging on a receipt printer is configured on the printer (`drawer_pins`) instead.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: DeviceId
+    kind: Literal["serial", "mqtt"]
+    path: str | None = None
+    """The serial device of a serial drawer (`/dev/ttyUSB0`)."""
+    baud: Annotated[int, Field(ge=1200, le=115200)] = 9600
+    device: DeviceId | None = None
+    """The controller's device id for an MQTT drawer."""
+    receipt_devices: list[DeviceId] = Field(default_factory=list)
+    """Registers / tablets whose cash sales and no-sale opens pop this drawer (empty: every device)."""
+
+    @model_validator(mode="after")
+    def _where(self) -> DrawerEntry:
+        if self.kind == "serial" and not self.path:
+            raise ValueError("a serial drawer needs `path`")
+        if self.kind == "mqtt" and not self.device:
+            raise ValueError("an MQTT drawer needs `device` (the controller's device id)")
+        return self
+
+
+class PrintingSection(BaseModel):
+    """`[printing]`: queue timings (tests shrink them) and discovery."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failover_after_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    confirm_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
+    status_timeout_s: Annotated[float, Field(gt=0, le=30)] = 1.0
+    connect_timeout_s: Annotated[float, Field(gt=0, le=30)] = 3.0
+    poll_interval_s: Annotated[float, Field(gt=0, le=10)] = 0.5
+    backoff_initial_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    backoff_max_s: Annotated[float, Field(gt=0, le=600)] = 5.0
+    probe_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    kick_expiry_s: Annotated[float, Field(gt=0, le=10)] = 10.0
+    discovery: bool = True
+    discovery_interfaces: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
+    """Interfaces zeroconf browses on; a store lists its LAN address (tests and demo: loopback only)."""
+    discovery_misses: Annotated[int, Field(ge=1, le=100)] = 3
+    discovery_recheck_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+
+
 class MenuFile(BaseModel):
     """The menu file: items, modifier groups and a version; taxes come from `[store]`."""
 
@@ -156,11 +232,21 @@ class StoreConfig(BaseSettings):
     """`[relay]` belongs to the relay process (cloud_relay/config.py validates it); the hub only keeps it."""
     staff: list[StaffEntry] = Field(default_factory=list)
     tables: list[TableEntry] = Field(default_factory=list)
+    printers: list[PrinterEntry] = Field(default_factory=list)
+    drawers: list[DrawerEntry] = Field(default_factory=list)
+    printing: PrintingSection = Field(default_factory=PrintingSection)
 
     @model_validator(mode="after")
     def _consistent(self) -> StoreConfig:
         _unique("staff", [s.id for s in self.staff])
         _unique("tables", [t.id for t in self.tables])
+        _unique("printers", [p.id for p in self.printers])
+        known = {p.id for p in self.printers}
+        for index, printer in enumerate(self.printers):
+            if printer.backup is not None and printer.backup not in known | {printer.id}:
+                raise ValueError(f"printers.{index}.backup: no printer {printer.backup!r} in [[printers]]")
+            if printer.backup == printer.id:
+                raise ValueError(f"printers.{index}.backup: a printer cannot be its own backup")
         if not self.hub.allow_placeholder_pins:
             for index, person in enumerate(self.staff):
                 if person.pin in PLACEHOLDER_PINS:

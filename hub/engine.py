@@ -88,6 +88,21 @@ class Publisher(Protocol):
         ...
 
 
+class CommitHook(Protocol):
+    """Rows to write in the same transaction as a batch's ledger entries, and news once committed.
+
+    The print queue is one: its jobs are written with the `print.queued` events that cause them.
+    """
+
+    def writes(self, entries: Sequence[LedgerEntry]) -> Writes:
+        """Statements for the batch's transaction (called while it is being assembled)."""
+        ...
+
+    def committed(self, entries: Sequence[LedgerEntry]) -> None:
+        """The batch is durable (called before its replies are published)."""
+        ...
+
+
 @dataclass(slots=True)
 class OutMessage:
     """A message for the broker.
@@ -202,6 +217,7 @@ class Engine:
         self.committed_head = Head(0, "", None)
         self._pruned_at = 0.0
         self.stats = EngineStats()
+        self.hooks: list[CommitHook] = []
 
     # -- lifecycle --------------------------------------------------------------------------
     async def load(self) -> None:
@@ -503,6 +519,7 @@ class Engine:
                 await self._commit_failed(staged.pendings, exc)
                 return
             self.committed_head = staged.head
+            self._committed(staged.pendings)
             if any(ref[0] == "device" for ref in staged.touched) and self.on_devices_changed is not None:
                 # The broker accepts (or refuses) the device before anyone hears that it was added or revoked.
                 try:
@@ -653,6 +670,13 @@ class Engine:
             p.remember = False
         return head
 
+    def _committed(self, pendings: Sequence[_Pending]) -> None:
+        """The batch is durable: tell the commit hooks (the print queue) which entries it wrote."""
+        if self.hooks:
+            entries = [e for p in pendings for e in p.entries]
+            for hook in self.hooks:
+                hook.committed(entries)
+
     def _device_refusal(self, p: _Pending) -> Reply | None:
         if p.sub.payload is None:
             return None
@@ -727,6 +751,8 @@ class Engine:
         if entries:
             writes.append((INSERT_SQL, [e.row() for e in entries]))
             writes.extend(projections.plan_writes(self.state, touched))
+            for hook in self.hooks:
+                writes.extend(hook.writes(entries))
             writes.append((KDS_STREAM_SQL, list(self.kds_last.items())))
             writes.extend((SECRET_SQL[table], [(key, value)]) for p in pendings for table, key, value in p.secret_rows)
             outbox.extend(self._changed_retained(touched))

@@ -60,6 +60,8 @@ _EXTENSIONS: Final = {  # compatible extensions, listed in docs/contract.md
     "ticket.priority_changed": "A ticket was marked or unmarked as a rush.",
     "ticket.split": "A ticket was split into new tickets, by lines or evenly.",
     "store.configured": "The store's configuration changed.",
+    "printers.configured": "The printer table changed: printers, backups, station routes, receipt and expo printers.",
+    "drawer.kicked": "A cash drawer was popped (or the kick expired unsent), with reason, employee and drawer.",
 }
 
 EVENT_DESCRIPTIONS: Final[dict[str, str]] = _V1 | _EXTENSIONS

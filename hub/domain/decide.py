@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from hub.contract.commands import COMMANDS
 from hub.contract.errors import ErrorCode
-from hub.domain import catalog, clock, kds, payments, shifts, split, staff, tables, tickets
+from hub.domain import catalog, clock, kds, payments, printing, shifts, split, staff, tables, tickets
 from hub.domain.admin import ADMIN_COMMANDS
 from hub.domain.errors import DomainError, Forbidden, InvalidCommand, Unauthorized
 from hub.domain.messages import CommandIn, Context, Decision
@@ -110,6 +110,13 @@ RULES: dict[str, Rule] = {
     "tables.configure": Rule(tables.configure, "Configuring tables", auth="admin"),
     "menu.load": Rule(catalog.publish, "Loading a menu", auth="admin"),
     "clock.tick": Rule(clock.tick, "A clock tick", auth="admin"),
+    "printers.configure": Rule(printing.configure, "Configuring printers", auth="admin"),
+    "printers.route": Rule(printing.route, "Routing printers", auth="admin"),
+    "print.printed": Rule(printing.printed, "A printed job", auth="admin"),
+    "print.reroute": Rule(printing.reroute, "Rerouting a job", auth="admin"),
+    "print.failed": Rule(printing.failed, "A failed job", auth="admin"),
+    "printer.status": Rule(printing.printer_status, "A printer status", auth="admin"),
+    "drawer.kicked": Rule(printing.drawer_kicked, "A drawer kick", auth="admin"),
 }
 """Every command `decide` handles (`sync` is the engine's)."""
 
@@ -129,6 +136,7 @@ def decide(state: StoreState, cmd: CommandIn, ctx: Context) -> Decision:
     try:
         _admit(work, rule)
         result = rule.handler(work)
+        printing.follow_up(work)  # print jobs caused by the events, written with them (outbox)
     except DomainError as error:
         if not work.keep_events_on_error:
             return Decision(error=error)

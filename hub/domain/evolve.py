@@ -29,6 +29,7 @@ from hub.domain.model import (
     LoginFailure,
     Payment,
     PeriodTotals,
+    PrintingConfig,
     Refund,
     Shift,
     StaffSession,
@@ -764,7 +765,13 @@ def _day_closed(s: _Step) -> None:
     s.store()
 
 
+def _printers_configured(s: _Step) -> None:
+    s.state.printing = PrintingConfig.model_validate(s.data)  # replaced whole: overlays share nothing
+    s.store()
+
+
 _APPLIERS: dict[str, Callable[[_Step], None]] = {
+    "printers.configured": _printers_configured,
     "staff.added": _staff_added,
     "staff.deactivated": _staff_deactivated,
     "staff.role_changed": _staff_role_changed,

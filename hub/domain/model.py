@@ -427,6 +427,27 @@ class Shift(Entity):
         return self.opening_float + t.cash_in - t.cash_refunds + t.pay_in - t.pay_out - t.drops
 
 
+# -- printing (routing is ledger-recorded; jobs live in the print queue) ------------------------
+class PrinterSpec(Entity):
+    """A printer the store prints to: its backup, paper width and the drawer pins it kicks."""
+
+    printer_id: str
+    name: str
+    backup: str | None = None
+    paper_mm: Literal[58, 80] = 80
+    drawer_pins: list[int] = Field(default_factory=list)
+
+
+class PrintingConfig(Entity):
+    """Station → printers, where receipts go (per register or tablet), and an optional expo printer."""
+
+    printers: dict[str, PrinterSpec] = Field(default_factory=dict)
+    stations: dict[str, list[str]] = Field(default_factory=dict)
+    receipts: str | None = None
+    receipts_by_device: dict[str, str] = Field(default_factory=dict)
+    expo: str | None = None
+
+
 # -- the whole store --------------------------------------------------------------------------
 class StoreState(BaseModel):
     """Everything the hub knows about the store floor, rebuilt exactly by replaying the ledger."""
@@ -448,6 +469,8 @@ class StoreState(BaseModel):
     business_day: str | None = None
     ticket_counter: int = 0
     periods: dict[str, PeriodTotals] = Field(default_factory=dict)
+    printing: PrintingConfig = Field(default_factory=PrintingConfig)
+    """Replaced whole by `printers.configured`, never edited in place (so overlays need no copy)."""
 
     @classmethod
     def empty(cls) -> StoreState:

@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import shutil
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,7 +77,7 @@ STATUS_OF: Final[dict[str, int]] = {
     ErrorCode.INTERNAL: 500,
 }
 WRITE_REFUSALS: Final = (ErrorCode.CLOCK_INVALID, ErrorCode.STORAGE_FULL)
-LIVE_REGIONS: Final = ("banner", "shift", "floor", "orders", "board", "devices", "hq")
+LIVE_REGIONS: Final = ("banner", "shift", "floor", "orders", "board", "devices", "hq", "printers")
 LIVE_PING_S: Final = 15.0
 LOW_DISK_BYTES: Final = 64 * 1024 * 1024
 _IDEMPOTENCY_KEY: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -192,6 +193,13 @@ class PairCodeIn(In):
 
     kind: Literal["tablet", "kds", "drawer", "display", "button"] | None = None
     stations: Annotated[list[StationText], Field(max_length=20)] = Field(default_factory=list)
+
+
+class RerouteIn(In):
+    """`POST /api/printers/jobs/{job_id}/reroute`: send a held job to another printer."""
+
+    to: DeviceIdText
+    reason: Reason
 
 
 class PairIn(In):
@@ -401,6 +409,8 @@ class _Web:
             context["items"] = views.availability(state)
         if "hq" in names:
             context["hq"] = self.hq()
+        if "printers" in names:
+            context["printers"] = self.printers()
         if "devices" in names:
             context["devices"] = self.devices()
             context["codes"] = [_offer(o) for o in self.services.codes.pending()]
@@ -409,6 +419,68 @@ class _Web:
 
     def devices(self) -> list[dict[str, Any]]:
         return views.devices(self.services.engine.state, self.services.engine.presence, frozenset({WEB_DEVICE}))
+
+    def printers(self) -> dict[str, Any]:
+        """Printer states and what discovery found (the print service's own view), or that none runs."""
+        desk = self.services.printing()
+        if desk is None:
+            return {"running": False, "printers": [], "discovered": []}
+        return {"running": True, "printers": desk.describe(), "discovered": desk.discovered()}
+
+    async def print_jobs(self, limit: int = 60) -> list[dict[str, Any]]:
+        """Jobs still to print first, then the newest printed or failed ones."""
+        async with open_reader(self.services.engine.db.path) as conn:
+            try:
+                async with conn.execute(
+                    "SELECT job_id, seq, printer, kind, doc, state, routed_from, attempts, reprint, queued_at, done_at "
+                    "FROM print_jobs ORDER BY (state IN ('queued', 'printing')) DESC, seq DESC LIMIT ?",
+                    (limit,),
+                ) as cursor:
+                    rows = await cursor.fetchall()
+            except sqlite3.OperationalError:  # a database from before printing existed
+                return []
+        jobs = []
+        for r in rows:
+            doc = json.loads(r[4]) if r[4] else {}
+            jobs.append(
+                {
+                    "job_id": r[0],
+                    "seq": r[1],
+                    "printer": r[2],
+                    "kind": r[3],
+                    "state": r[5],
+                    "routed_from": r[6],
+                    "attempts": r[7],
+                    "reprint": bool(r[8]),
+                    "queued_at": r[9],
+                    "done_at": r[10],
+                    "ticket_id": doc.get("ticket_id") if isinstance(doc, dict) else None,
+                    "number": doc.get("number") if isinstance(doc, dict) else None,
+                }
+            )
+        return jobs
+
+    async def print_job(self, job_id: str) -> dict[str, Any]:
+        rows = await self._job_rows(job_id)
+        if not rows:
+            raise WebError(404, "not_found", f"There is no print job {job_id}")
+        return rows[0]
+
+    async def _job_rows(self, job_id: str) -> list[dict[str, Any]]:
+        async with open_reader(self.services.engine.db.path) as conn:
+            try:
+                async with conn.execute(
+                    "SELECT job_id, printer, kind, doc, state FROM print_jobs WHERE job_id = ?", (job_id,)
+                ) as cursor:
+                    rows = await cursor.fetchall()
+            except sqlite3.OperationalError:
+                return []
+        out = []
+        for r in rows:
+            doc = json.loads(r[3]) if r[3] else {}
+            ticket = doc.get("ticket_id") if isinstance(doc, dict) else None
+            out.append({"job_id": r[0], "printer": r[1], "kind": r[2], "state": r[4], "ticket_id": ticket})
+        return out
 
     async def ticket_detail(self, ticket_id: str) -> dict[str, Any]:
         engine = self.services.engine
@@ -894,6 +966,47 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
         """A new device presents its one-time code once and receives its own MQTT credentials."""
         return await pair(web, body, request.client.host if request.client else "?")
 
+    # -- printers ---------------------------------------------------------------------------
+    @app.get("/api/printers", tags=["printers"])
+    async def api_printers(s: Manager) -> dict[str, Any]:
+        """Printer states (online, paper, cover, queue depth, last error), discovered printers, recent jobs."""
+        del s
+        return web.printers() | {"jobs": await web.print_jobs()}
+
+    @app.get("/api/printers/jobs/{job_id}/preview.png", tags=["printers"], response_class=Response)
+    async def api_print_preview(job_id: IdText, s: Manager) -> Response:
+        """The job as its printer prints it, rendered from the real ESC/POS bytes to a PNG."""
+        del s
+        desk = web.services.printing()
+        if desk is None:
+            _raise(409, "conflict", "Printing is not running on this hub")
+        try:
+            png = await desk.preview(job_id)
+        except KeyError:
+            _raise(404, "not_found", f"There is no print job {job_id}")
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/printers/jobs/{job_id}/reprint", tags=["printers"])
+    async def api_print_reprint(job_id: IdText, s: Acting, key: Key = None) -> dict[str, Any]:
+        """Print a receipt or check again (`ticket.print`); chits are re-fired from the ticket."""
+        job = await web.print_job(job_id)
+        if job["kind"] not in ("receipt", "check") or not job["ticket_id"]:
+            _raise(409, "conflict", f"A {job['kind']} is not reprinted from here: reprint its ticket or fire again")
+        return await web.run(s, "ticket.print", {"ticket_id": job["ticket_id"], "kind": job["kind"]}, key)
+
+    @app.post("/api/printers/jobs/{job_id}/reroute", tags=["printers"])
+    async def api_print_reroute(job_id: IdText, body: RerouteIn, s: Acting) -> dict[str, Any]:
+        """Send a job that has not printed to another printer (`print.reroute`, ledgered)."""
+        del s
+        job = await web.print_job(job_id)
+        if job["state"] == "printed":
+            _raise(409, "conflict", f"Job {job_id} is already printed")
+        if job["printer"] == body.to:
+            _raise(409, "conflict", f"Job {job_id} is already on {body.to}")
+        reroute = {"job_id": job_id, "from_printer": job["printer"] or "none", "to": body.to, "reason": body.reason}
+        result = await web.admin("print.reroute", reroute)
+        return result or {"rerouted": True, "to": body.to}
+
     # -- HQ link, ledger, reports -----------------------------------------------------------
     @app.get("/api/hq", tags=["hq"])
     async def api_hq(s: Manager) -> dict[str, Any]:
@@ -1019,6 +1132,13 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
                 "ca_sha256": web.services.tls.ca_sha256 if web.services.tls is not None else None,
             },
         )
+
+    @app.get("/printers", include_in_schema=False)
+    async def printers_page(request: Request, s: MaybeSession) -> Response:
+        m = manager_page(request, s)
+        if isinstance(m, Response):
+            return m
+        return web.render(request, "printers.html", m, {"printers": web.printers(), "jobs": await web.print_jobs()})
 
     @app.get("/hq", include_in_schema=False)
     async def hq_page(request: Request, s: MaybeSession, after: Annotated[int | None, Query(ge=0)] = None) -> Response:

@@ -16,8 +16,12 @@ if TYPE_CHECKING:
     import argparse
 
 
-def register(device_actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `device pair` under `storehub device`."""
+def register(
+    device_actions: argparse._SubParsersAction[argparse.ArgumentParser],
+    bench_actions: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    """Add `device pair` under `storehub device` and `bench web` under `storehub bench`."""
+    register_bench(bench_actions)
     pair = device_actions.add_parser(
         "pair", help="show a one-time 6-digit code a new device trades for its credentials (POST /api/pair)"
     )

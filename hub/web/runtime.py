@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from hub.config import LoadedConfig
     from hub.engine import Engine, Publisher
+    from hub.web.services import PrintDesk
 
 log = logging.getLogger("storehub.web")
 
@@ -36,7 +37,13 @@ log = logging.getLogger("storehub.web")
 class WebRuntime:
     """Services, app and server of the manager page."""
 
-    def __init__(self, engine: Engine, loaded: LoadedConfig, describe: Callable[[], dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        loaded: LoadedConfig,
+        describe: Callable[[], dict[str, Any]],
+        printing: Callable[[], PrintDesk | None] | None = None,
+    ) -> None:
         from hub.app import store_pki  # noqa: PLC0415 - hub.app imports this module lazily, never the reverse
 
         cfg = loaded.config
@@ -44,6 +51,8 @@ class WebRuntime:
         tls = TlsInfo(cfg.tls.names[0], cfg.tls.mqtt_port, pki.ca_pem()) if pki is not None else None
         self.codes = PairingCodes(engine.clock, ttl_s=cfg.web.pair_code_ttl_s)
         self.services = WebServices(engine, loaded, self.codes, describe, tls=tls)
+        if printing is not None:
+            self.services.printing = printing
         settings = WebSettings(
             session_ttl_s=cfg.web.session_ttl_s,
             login_max_failures=cfg.web.login_max_failures,

@@ -19,7 +19,7 @@ import secrets
 import ssl
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from hub.contract.envelopes import Reply, encode_command
 
@@ -149,6 +149,26 @@ class TlsInfo:
         return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
+class PrintDesk(Protocol):
+    """What the page uses of the hub's print service (`hub.printing.PrintService`)."""
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every printer's state."""
+        ...
+
+    def discovered(self) -> list[dict[str, Any]]:
+        """Printers found on the network, with the configured printer each one is (or None)."""
+        ...
+
+    async def preview(self, job_id: str, printer: str | None = None) -> bytes:
+        """A PNG of a job as its printer renders it; KeyError for an unknown job."""
+        ...
+
+
+def _no_printing() -> PrintDesk | None:
+    return None
+
+
 @dataclass
 class WebServices:
     """The running hub as the web app sees it."""
@@ -159,6 +179,8 @@ class WebServices:
     describe: Callable[[], dict[str, Any]]
     feed: LiveFeed = field(default_factory=LiveFeed)
     tls: TlsInfo | None = None
+    printing: Callable[[], PrintDesk | None] = _no_printing
+    """The print service once the hub started it (None on a hub without printing)."""
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _prefix: str = field(default_factory=lambda: f"w-{secrets.token_hex(4)}-")
 

@@ -28,6 +28,20 @@ CHROMIUM_ARGS = [
 ]
 
 
+PRINTERS = """
+[printing]
+discovery = false
+
+[[printers]]
+id = "front-1"
+name = "Front counter"
+address = "virtual://front-1"
+stations = ["bar", "grill", "cold", "pastry"]
+receipts = true
+"""
+"""One virtual printer the hub runs itself on 127.0.0.1: receipts and every station."""
+
+
 @dataclass
 class WebHub:
     """A running hub and the address of its manager page."""
@@ -68,8 +82,8 @@ def start_web_hub(directory: Path, extra: str = "") -> WebHub:
 
 @pytest.fixture(scope="module")
 def web_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebHub]:
-    """One hub for a module's tests, with pairing codes that expire after 2 s."""
-    hub = start_web_hub(tmp_path_factory.mktemp("webhub"), "\n[web]\npair_code_ttl_s = 2\n")
+    """One hub for a module's tests, with a virtual printer and pairing codes that expire after 2 s."""
+    hub = start_web_hub(tmp_path_factory.mktemp("webhub"), "\n[web]\npair_code_ttl_s = 2\n" + PRINTERS)
     try:
         yield hub
     finally:

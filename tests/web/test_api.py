@@ -152,6 +152,44 @@ def test_logout_ends_the_staff_session_and_a_revoked_web_device_comes_back(web_h
         assert client.get("/api/me").json()["employee_id"] == STAFF["cashier"][0]
 
 
+def test_printers_panel_previews_reprints_and_refuses_bad_reroutes(
+    web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]
+) -> None:
+    client, headers = manager
+    if not client.get("/api/shift").json()["current"].get("open"):
+        assert client.post("/api/shift/open", json={"opening_float": 1000}, headers=headers).status_code == 200
+    tablet = web_hub.proc.tablet("tab-print")
+    try:
+        token = tablet.login(*STAFF["server"])
+        assert tablet.call("ticket.open", {"ticket_id": "tk-print", "channel": "takeout"}, auth=token)["ok"]
+        items = [{"line_id": "tk-print-a", "menu_item_id": "espresso", "qty": 1}]
+        assert tablet.call("ticket.add_items", {"ticket_id": "tk-print", "items": items}, auth=token)["ok"]
+    finally:
+        tablet.close()
+    check = client.post("/api/tickets/tk-print/reprint", headers=headers)  # an open ticket prints its check
+    assert check.status_code == 200, check.text
+
+    def printed_check() -> dict[str, Any] | None:
+        jobs = client.get("/api/printers").json()["jobs"]
+        return next((j for j in jobs if j["ticket_id"] == "tk-print" and j["state"] == "printed"), None)
+
+    job = eventually(printed_check, "the check printed on the virtual printer")
+    assert job["kind"] == "check"
+    printers = client.get("/api/printers").json()["printers"]
+    assert [p["printer"] for p in printers] == ["front-1"]
+    png = client.get(f"/api/printers/jobs/{job['job_id']}/preview.png")
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    assert client.get("/api/printers/jobs/job-nope/preview.png").status_code == 404
+    again = client.post(f"/api/printers/jobs/{job['job_id']}/reprint", headers=headers)
+    assert again.status_code == 200, again.text
+    late = client.post(
+        f"/api/printers/jobs/{job['job_id']}/reroute", json={"to": "front-1", "reason": "test"}, headers=headers
+    )
+    assert late.status_code == 409
+    assert "already printed" in late.json()["error"]["message"]
+
+
 def test_a_deactivated_employee_is_logged_out_at_once(
     web_hub: WebHub, manager: tuple[httpx.Client, dict[str, str]]
 ) -> None:

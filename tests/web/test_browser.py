@@ -125,6 +125,13 @@ def test_every_main_page_renders(page: Any, web_hub: WebHub) -> None:
     page.goto(url + "/reports")
     check_screenshot(page, "Sales by hour", "Item mix", "Kitchen ticket times", "Voids, discounts")
     assert page.locator("svg.chart rect.bar").count() >= 1
+    page.goto(url + "/printers")
+    check_screenshot(page, "Printers", "Front counter", "Print jobs", "online")
+    receipt = page.wait_for_selector("tr[data-job]:has-text('receipt')")
+    job_id = receipt.get_attribute("data-job")
+    preview = page.request.get(f"{url}/api/printers/jobs/{job_id}/preview.png")
+    assert preview.headers["content-type"] == "image/png"
+    assert preview.body().startswith(b"\x89PNG")
     page.goto(url + "/hq")
     check_screenshot(page, "HQ link", "No relay configured", "Ledger entries")
     page.click("text=Verify hash chain")
