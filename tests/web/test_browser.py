@@ -59,7 +59,8 @@ def test_a_whole_shift_from_the_manager_page(page: Any, tablet: Any, web_hub: We
     page.goto(url + "/shift")
     page.fill("#float", "150.00")
     page.click("text=Open shift")
-    page.wait_for_selector("#region-shift >> text=Open")
+    page.wait_for_selector("#cash-amount")  # only on the reloaded page, once the shift is open
+    page.wait_for_load_state("load")
     check_screenshot(page, "Cash", "Close the shift", "150.00")
 
     # The dashboard, kept open: a ticket placed by the tablet appears without a reload.
