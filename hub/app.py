@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hub.config import LoadedConfig
+    from hub.web.runtime import WebRuntime
 
 log = logging.getLogger("storehub.hub")
 
@@ -230,6 +231,7 @@ class Hub:
         self.engine: Engine | None = None
         self.broker: ManagedBroker | None = None
         self.bus: PahoBus | None = None
+        self.web: WebRuntime | None = None
         self.printing: PrintService | None = None
         self.started_at = format_time(datetime.now(UTC))
         self._stop = asyncio.Event()
@@ -240,7 +242,7 @@ class Hub:
         """Ask the hub to shut down cleanly."""
         self._stop.set()
 
-    async def run(self, *, on_ready: Any = None) -> None:
+    async def run(self, *, on_ready: Any = None) -> None:  # noqa: PLR0915 - the composition root wires each part in order
         """Run until `request_stop`; raises HubError when start-up is impossible."""
         t0 = time.perf_counter()
         cfg = self.loaded.config
@@ -253,17 +255,18 @@ class Hub:
             else:
                 await apply_registry(engine, self.loaded)
             engine.on_devices_changed = self._devices_changed
+            web = await self._start_web(engine)
             printing = self.printing = await start_printing(engine, self.loaded)
             bus = PahoBus(
                 BusSettings(cfg.broker.host, cfg.broker.port, "hub", hub_password(self.data_dir)), engine.topics
             )
             self.bus = bus
-            engine.attach(bus)
+            engine.attach(web.publisher(bus))
             try:
                 await bus.start(
                     self._status(),
                     on_command=engine.submit,
-                    on_device_status=engine.note_device_status,
+                    on_device_status=web.on_device_status(engine.note_device_status),
                     on_connect=self._on_connect,
                 )
                 server = await asyncio.start_unix_server(
@@ -293,11 +296,21 @@ class Hub:
                     with contextlib.suppress(FileNotFoundError):
                         (self.data_dir / SOCKET_NAME).unlink()
             finally:
+                await web.stop()
                 await printing.stop()
                 await engine.flush_acked()
                 await bus.stop()
                 if self.broker is not None:
                     await self.broker.stop()
+
+    async def _start_web(self, engine: Engine) -> WebRuntime:
+        """The manager page: its `web` device registered, its server listening (or retrying its port)."""
+        from hub.web.runtime import WebRuntime  # noqa: PLC0415 - FastAPI only where the hub runs
+
+        self.web = WebRuntime(engine, self.loaded, self.describe, printing=lambda: self.printing)
+        await self.web.prepare()
+        await self.web.start()
+        return self.web
 
     def _status(self) -> HubStatus:
         assert self.engine is not None  # noqa: S101 - called after the engine exists
@@ -364,6 +377,8 @@ class Hub:
             secret = request.get("secret")
         except (ValueError, KeyError, TypeError):
             return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, "control request must be {type, body, secret?}")
+        if type_ == "device.pair_code" and self.web is not None:
+            return self.web.pair_code(body)
         if self.printing is not None and type_ in CONTROL_PRINTING:
             return await self.printing.control(type_, body, self.engine.head.seq)
         if type_ == "hub.status":
@@ -385,6 +400,7 @@ class Hub:
             "broker_connected": self.bus is not None and self.bus.connected.is_set(),
             "devices_online": sorted(d for d, s in self.engine.presence.items() if s.get("state") == "online"),
             "engine": self.engine.stats.summary(),
+            "web": self.web.describe() if self.web is not None else None,
         }
 
 

@@ -20,6 +20,7 @@ from cloud_relay import cli as relay_cli
 from devices import cli as devices_cli
 from hub import backup, doctor
 from hub.config import ConfigError, LoadedConfig, load_config
+from hub.web import cli as web_cli
 from kds_display import cli as kds_cli
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     core.add_argument("--json", action="store_true", help="JSON only (the default prints JSON too)")
     core.add_argument("--quick", action="store_true", help="a short run for smoke tests")
     core.set_defaults(handler=_bench_core)
+    web_cli.register(device, bench)
     relay_cli.register_bench(bench)
     relay_cli.register(sub)
     kds_cli.register_bench(bench)

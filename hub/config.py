@@ -79,6 +79,22 @@ class BrokerSection(BaseModel):
     websockets_port: Port | None = None
 
 
+class WebSection(BaseModel):
+    """`[web]`: the manager page served by the hub on `hub.web_port`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    session_ttl_s: Annotated[int, Field(ge=60, le=7 * 24 * 3600)] = 8 * 3600
+    login_max_failures: Annotated[int, Field(ge=1, le=100)] = 5
+    login_window_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    login_lockout_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    secure_cookies: bool = False  # true when a TLS proxy fronts the page
+    pair_code_ttl_s: Annotated[int, Field(ge=1, le=3600)] = 600
+    bind_retry_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+
+
 class TlsSection(BaseModel):
     """`[tls]`: the store CA, a TLS listener for MQTT beside the LAN one, HTTPS for the manager page."""
 
@@ -210,6 +226,7 @@ class StoreConfig(BaseSettings):
     store: StoreSection
     hub: HubSection = Field(default_factory=HubSection)
     broker: BrokerSection = Field(default_factory=BrokerSection)
+    web: WebSection = Field(default_factory=WebSection)
     tls: TlsSection = Field(default_factory=TlsSection)
     relay: dict[str, Any] | None = None
     """`[relay]` belongs to the relay process (cloud_relay/config.py validates it); the hub only keeps it."""

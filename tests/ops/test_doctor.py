@@ -86,7 +86,7 @@ def test_a_healthy_store_is_all_green(running, listener, tmp_path):
         "backups": "ok",
     }
     assert "refuses anonymous clients" in checks["broker"]["detail"]
-    assert "2 active device(s)" in checks["broker files"]["detail"]
+    assert "3 active device(s)" in checks["broker files"]["detail"]  # two added here, and the hub's own `web`
     assert "entries behind (cursor 3" in checks["relay"]["detail"]
 
 

@@ -1,0 +1,190 @@
+"""Pure parts of the manager page, with the clock handed in: pairing codes, sessions, limiter, views."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from devices.registry import PairingCodes, PairingError
+from hub.domain import token_hash
+from hub.domain.model import StaffSession, StoreState
+from hub.web import views
+from hub.web.services import LiveFeed, _seq_of
+from hub.web.sessions import LoginLimiter, WebSessions, csrf_ok
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def test_a_code_pairs_once_and_expires() -> None:
+    clock = Clock()
+    codes = PairingCodes(clock, ttl_s=600)
+    offer = codes.issue(kind="tablet")
+    assert len(offer.code) == 6
+    assert offer.code.isdigit()
+    claim = codes.claim(offer.code, "tab-1", "tablet", (), "10.0.0.5")
+    with pytest.raises(PairingError) as busy:  # reserved while the engine registers the device
+        codes.claim(offer.code, "tab-2", "tablet", (), "10.0.0.6")
+    assert busy.value.status == 403
+    codes.consume(claim)
+    with pytest.raises(PairingError, match="already used"):
+        codes.claim(offer.code, "tab-2", "tablet", (), "10.0.0.6")
+    late = codes.issue()
+    clock.advance(601)
+    with pytest.raises(PairingError, match="Unknown or expired"):
+        codes.claim(late.code, "tab-3", "tablet", (), "10.0.0.7")
+    assert codes.pending() == []
+
+
+def test_a_refused_registration_gives_the_code_back() -> None:
+    codes = PairingCodes(Clock())
+    offer = codes.issue(kind="kds", stations=("grill",))
+    with pytest.raises(PairingError) as wrong:
+        codes.claim(offer.code, "kds-1", "kds", ("bar",), "ip")
+    assert wrong.value.code == "conflict"
+    claim = codes.claim(offer.code, "kds-1", "kds", ("grill",), "ip")
+    codes.release(claim)
+    assert codes.claim(offer.code, "kds-2", "kds", ("grill",), "ip").device_id == "kds-2"
+
+
+def test_guessing_codes_locks_the_client_out() -> None:
+    clock = Clock()
+    codes = PairingCodes(clock, max_failures=3, window_s=60, lockout_s=120)
+    real = codes.issue()
+    for guess in ("000001", "000002", "000003"):
+        with pytest.raises(PairingError):
+            codes.claim(guess, "x", "tablet", (), "attacker")
+    with pytest.raises(PairingError) as locked:
+        codes.claim(real.code, "x", "tablet", (), "attacker")
+    assert locked.value.status == 429
+    assert codes.claim(real.code, "tab-ok", "tablet", (), "someone-else").device_id == "tab-ok"
+    clock.advance(121)
+    with pytest.raises(PairingError) as again:
+        codes.claim("000004", "x", "tablet", (), "attacker")
+    assert again.value.status == 403
+
+
+def test_codes_refuse_unpairable_kinds() -> None:
+    codes = PairingCodes(Clock())
+    with pytest.raises(PairingError):
+        codes.issue(kind="relay")
+    with pytest.raises(PairingError):
+        codes.issue(kind="tablet", stations=("grill",))
+    offer = codes.issue()
+    with pytest.raises(PairingError):
+        codes.claim(offer.code, "r", "relay", (), "ip")
+
+
+def test_web_sessions_end_with_their_lifetime_and_their_staff_session() -> None:
+    clock = Clock()
+    sessions = WebSessions(3600, clock)
+    state = StoreState.empty()
+    s = sessions.create("tok", "emp-1", "Ann", "manager", clock.now + timedelta(hours=12))
+    assert sessions.get(s.sid, state) is None  # the engine knows no such staff session
+    assert sessions.count() == 0
+
+    s = sessions.create("tok", "emp-1", "Ann", "manager", clock.now + timedelta(hours=12))
+    state.sessions[token_hash("tok")] = StaffSession(
+        employee_id="emp-1",
+        role="server",
+        issued_at=clock.now,
+        expires_at=clock.now + timedelta(hours=12),
+        device="web",
+    )
+    live = sessions.get(s.sid, state)
+    assert live is not None
+    assert live.role == "server"  # a role change applies at once
+    assert not live.manager
+    clock.advance(3601)
+    assert sessions.get(s.sid, state) is None
+
+
+def test_login_limiter_and_csrf() -> None:
+    clock = Clock()
+    limiter = LoginLimiter(3, 60, 300, clock)
+    for _ in range(3):
+        assert limiter.locked_for("a") == 0
+        limiter.failed("a")
+    assert limiter.locked_for("a") > 0
+    assert limiter.locked_for("b") == 0
+    clock.advance(301)
+    assert limiter.locked_for("a") == 0
+    assert csrf_ok("abc", "abc")
+    assert not csrf_ok("abc", "abd")
+    assert not csrf_ok("abc", None)
+    assert not csrf_ok(None, "abc")
+
+
+def test_money_and_chart() -> None:
+    assert views.money(123456) == "1,234.56"
+    assert views.money(-5) == "-0.05"
+    assert views.money(None) == "-"
+    svg = views.hour_chart_svg([{"hour": 12, "amount": 1000}, {"hour": 14, "amount": 500}], "EUR")
+    assert svg.count("<rect") == 3  # 12, 13 (empty) and 14
+    assert 'role="img"' in svg
+    assert "No sales yet" in views.hour_chart_svg([], "EUR")
+
+
+def test_event_seq_is_read_from_the_envelope() -> None:
+    payload = b'{"v":1,"seq":1234,"type":"ticket.fired","at":"x"}'
+    assert _seq_of("storehub/v1/s/event/ticket", payload) == 1234
+    assert _seq_of("storehub/v1/s/state/shift", payload) is None
+    assert _seq_of("storehub/v1/s/event/ticket", b'{"v":1}') is None
+
+
+class _Recorder:
+    """The bus's place: records what the engine hands over."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> asyncio.Future[None]:
+        del payload, qos, retain
+        self.sent.append(topic)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+def _refusal(feed: LiveFeed) -> tuple[str, str, float] | None:
+    return feed.refusal
+
+
+def test_the_feed_wakes_pages_and_remembers_write_refusals() -> None:
+    async def scenario() -> None:
+        feed = LiveFeed()
+        inner = _Recorder()
+        tee = feed.tee(inner)
+        queue = feed.listen()
+        refused = b'{"v":1,"id":"c-1","ok":false,"error":{"code":"storage_full","message":"full"}}'
+        tee.publish("storehub/v1/s/reply/tab-1", refused, qos=1, retain=False)
+        assert feed.refusal is not None
+        assert feed.refusal[0] == "storage_full"
+        assert queue.qsize() == 1  # the banner must appear on open pages
+        tee.publish("storehub/v1/s/event/ticket", b'{"v":1,"seq":42,"type":"ticket.opened"}', qos=1, retain=False)
+        tee.publish("storehub/v1/s/state/shift", b'{"open":true}', qos=1, retain=True)
+        assert _refusal(feed) is None  # a write went through
+        assert queue.qsize() == 1  # bursts coalesce into one pending refresh
+        change = queue.get_nowait()
+        assert change.seq == 42
+        assert inner.sent == [
+            "storehub/v1/s/reply/tab-1",
+            "storehub/v1/s/event/ticket",
+            "storehub/v1/s/state/shift",
+        ]
+        feed.close()
+        assert queue.get_nowait().seq == -1
+        feed.forget(queue)
+        assert feed.listeners == 0
+
+    asyncio.run(scenario())
