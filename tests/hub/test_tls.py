@@ -58,7 +58,7 @@ def test_a_half_restored_ca_is_refused_rather_than_silently_replaced(tmp_path: P
 def test_without_plaintext_on_the_lan_only_tls_listens_beyond_loopback(tmp_path: Path) -> None:
     pki = ensure_store_pki(tmp_path / "tls", "bistro", ["hub.local"])
     config = BrokerConfig(
-        host="0.0.0.0",  # noqa: S104 - rendered only, never started: production's LAN listener
+        host="192.168.10.2",  # rendered only, never started: the hub's address on the staff network
         port=1883,
         websockets_port=9001,
         conf_dir=tmp_path / "broker",
@@ -69,7 +69,7 @@ def test_without_plaintext_on_the_lan_only_tls_listens_beyond_loopback(tmp_path:
     )
     conf = render_mosquitto_conf(config, broker_files(config))
     listeners = [line for line in conf.splitlines() if line.startswith("listener ")]
-    assert listeners == ["listener 1883 127.0.0.1", "listener 9001 127.0.0.1", "listener 8883 0.0.0.0"]
+    assert listeners == ["listener 1883 127.0.0.1", "listener 9001 127.0.0.1", "listener 8883 192.168.10.2"]
     assert f"certfile {pki.server_cert}" in conf
     with pytest.raises(ValueError, match="own port"):
         render_mosquitto_conf(

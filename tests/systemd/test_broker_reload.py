@@ -44,7 +44,7 @@ def store(tmp_path):
     )  # fmt: skip
     assert rendered.returncode == 0, rendered.stderr
     (data / "broker").mkdir(parents=True)
-    (data / "broker" / "mosquitto.conf").write_text("listener 1883 0.0.0.0\n")
+    (data / "broker" / "mosquitto.conf").write_text("listener 1883 192.168.10.2\n")
     ensure_store_pki(data / "tls", "bistro", ["hub.local", "192.168.10.2"])
     calls = tmp_path / "systemctl.calls"
     fake = tmp_path / "bin" / "systemctl"
@@ -88,7 +88,7 @@ def test_passwords_reload_while_listener_or_certificate_changes_restart(store):
     _start_mosquitto(store)
     assert _reload(store) == "reload-or-restart mosquitto.service", "a device was paired: reload"
     with (store["data"] / "broker" / "mosquitto.conf").open("a") as conf:
-        conf.write("listener 8883 0.0.0.0\n")
+        conf.write("listener 8883 192.168.10.2\n")
     assert _reload(store) == "restart mosquitto.service", "a new listener needs a restart"
     assert _reload(store) == "reload-or-restart mosquitto.service"
     ensure_store_pki(store["data"] / "tls", "bistro", ["hub.local", "192.168.10.3"])  # re-issued for a new IP
