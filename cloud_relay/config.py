@@ -9,13 +9,12 @@ from the TOML itself.
 from __future__ import annotations
 
 import os
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hub.config import ConfigError
+from hub.config import ConfigError, read_toml
 
 DEFAULT_SECRET_ENV = "STOREHUB_RELAY_SECRET"  # noqa: S105 - the variable's name, not a secret
 DEFAULT_KEY_ENV = "STOREHUB_RELAY_STORE_KEY"
@@ -77,7 +76,7 @@ class RelayConfig(BaseModel):
 
 def load_relay_config(path: Path, *, need_secrets: bool = True) -> RelayConfig:
     """Read the store TOML's `[store]`, `[hub]`, `[broker]` and `[relay]`, or raise ConfigError."""
-    raw = _read_toml(path)
+    raw = read_toml(path)
     base = path.resolve().parent
     store = raw.get("store")
     if not isinstance(store, dict) or not isinstance(store.get("id"), str):
@@ -134,15 +133,3 @@ def _secret(path: Path, what: str, env: str, file: Path | None, *, required: boo
         where = f"${env}" + (f" or {file}" if file else "")
         raise ConfigError(f"{path}: relay: no {what} (set {where}; `storehub central store add` prints it)")
     return None
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: no such file") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from exc

@@ -287,7 +287,7 @@ class LoadedConfig(BaseModel):
 
 def load_config(path: Path) -> LoadedConfig:
     """Read, validate and resolve a store config and its menu file, or raise ConfigError."""
-    raw = _read_toml(path)
+    raw = read_toml(path)
     try:
         config = StoreConfig(**raw)
     except ValidationError as exc:
@@ -302,7 +302,7 @@ def load_config(path: Path) -> LoadedConfig:
     menu_path = hub.menu_file
     if not menu_path.exists():
         raise ConfigError(f"{path}: hub.menu_file: {menu_path} does not exist")
-    menu_raw = _read_toml(menu_path)
+    menu_raw = read_toml(menu_path)
     try:
         menu_file = MenuFile.model_validate(menu_raw)
         menu = Menu(
@@ -317,7 +317,8 @@ def load_config(path: Path) -> LoadedConfig:
     return LoadedConfig(path=path.resolve(), config=config, menu=menu)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict, or ConfigError naming the file (missing, unreadable, not TOML)."""
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
