@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Callable, Iterable
 
     import aiosqlite
 
@@ -113,7 +113,11 @@ def make_entry(
 
 
 def _dumps_scalar(value: str | None) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    # json's own C string encoder, as json.dumps(value, ensure_ascii=False) uses, without its set-up.
+    return "null" if value is None else _encode_string(value)
+
+
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def entry_from_row(row: Iterable[Any]) -> LedgerEntry:
