@@ -158,11 +158,15 @@ def test_keyboard_reaches_the_login_form(browser: Any, web_hub: WebHub) -> None:
         context.close()
 
 
-def test_after_a_hub_restart_the_open_page_asks_for_a_new_login(page: Any, web_hub: WebHub) -> None:
-    """Last in the module: browser sessions live in the hub's memory, so a restart ends them."""
+def test_after_a_hub_restart_the_open_page_stays_logged_in_and_live(page: Any, web_hub: WebHub) -> None:
+    """Last in the module: browser sessions are stored in the hub database, so a restart logs nobody out."""
     page.goto(web_hub.url + "/")
     page.wait_for_function("document.body.dataset.liveState === 'open'")
     web_hub.proc.stop()
+    page.wait_for_function("document.body.dataset.liveState === 'retrying'", timeout=30_000)
     web_hub.proc.start()
-    page.wait_for_url("**/login", timeout=30_000)  # the live stream reconnects, finds no session
-    check_screenshot(page, "Log in")
+    page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=30_000)  # the stream is back
+    assert page.url == web_hub.url + "/"
+    me = page.evaluate("fetch('/api/me', {credentials: 'same-origin'}).then((r) => r.status)")
+    assert me == 200
+    check_screenshot(page, "Shift", "Tables", "Orders")
