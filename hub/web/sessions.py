@@ -176,21 +176,6 @@ class WebSessions:
         await self._flush_dead()
         return session
 
-    async def sweep(self, state: StoreState) -> None:
-        """Drop sessions the engine ended or that expired, from memory and the store."""
-        now = self.clock()
-        for key, session in list(self._live.items()):
-            staff = state.sessions.get(token_hash(session.token))
-            if now >= session.expires_at or staff is None or now >= staff.expires_at:
-                del self._live[key]
-                self._dead.add(key)
-        for key, row in list(self._stored.items()):
-            staff = state.sessions.get(row.token_hash)
-            if now >= parse_time(row.expires_at) or staff is None or now >= staff.expires_at:
-                del self._stored[key]
-                self._dead.add(key)
-        await self._flush_dead()
-
     def count(self) -> int:
         """How many browser sessions are open."""
         return len(self._live) + len(self._stored)

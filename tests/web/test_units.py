@@ -16,6 +16,7 @@ from hub.store.webstate import SqliteWebState
 from hub.web import views
 from hub.web.services import LiveFeed, _seq_of
 from hub.web.sessions import ADDRESS_FACTOR, LoginLimiter, WebSessions, csrf_ok
+from tests.domain.harness import store
 
 
 class Clock:
@@ -258,3 +259,45 @@ def test_the_feed_wakes_pages_and_remembers_write_refusals() -> None:
         assert feed.listeners == 0
 
     asyncio.run(scenario())
+
+
+def test_reports_count_by_the_store_clock_and_kds_bumps_and_list_past_shifts() -> None:
+    h = store()  # New York; the harness starts at 16:00 UTC = 11:00 in the store
+    grill = {"device": "kds-grill", "kind": "kds", "stations": ("grill",)}
+    first = h.open_ticket("t1")
+    h.add(first, {"line_id": "b1", "menu_item_id": "burger"})
+    h.ok("ticket.fire", {"ticket_id": first}, as_="srv")
+    h.advance(600)
+    h.ok("kds.bump", {"ticket_id": first, "station": "grill"}, **grill)
+    h.pay_cash(first)
+    h.advance(3600)  # 12:10 in the store
+    second = h.open_ticket("t2")
+    h.add(second, {"line_id": "b2", "menu_item_id": "burger"}, {"line_id": "s2", "menu_item_id": "soda"})
+    h.ok("ticket.fire", {"ticket_id": second}, as_="srv")
+    h.advance(300)
+    h.ok("kds.bump", {"ticket_id": second, "station": "grill"}, **grill)
+    h.pay_cash(second)
+
+    hours = views.sales_by_hour(h.state, h.settings, h.now)
+    assert [row["hour"] for row in hours] == [11, 12]  # local hours, not 16 and 17 UTC
+    assert [row["payments"] for row in hours] == [1, 1]
+    assert sum(row["amount"] for row in hours) == sum(t.totals.total for t in h.state.tickets.values())
+    tickets = views.day_tickets(h.state, h.settings, h.now)
+    mix = views.item_mix(tickets)
+    assert [(row["menu_item_id"], row["qty"]) for row in mix] == [("burger", 2), ("soda", 1)]
+    kds = views.kds_times(tickets)
+    assert kds["tickets"] == 2
+    assert kds["average_s"] == 450.0  # (600 + 300) / 2: fired → ready, from the bumps
+    assert kds["stations"] == [{"station": "grill", "lines": 2, "average_s": 450.0}]
+    svg = views.hour_chart_svg(hours, "USD")
+    assert "11" in svg
+    assert "<svg" in svg
+
+    counted = 20000 + sum(t.totals.total for t in h.state.tickets.values()) - 100
+    h.ok("shift.close", {"counted_cash": counted}, as_="mgr")
+    h.advance(60)
+    h.ok("shift.open", {"opening_float": 15000}, as_="mgr")
+    shifts = views.past_shifts(h.state)
+    assert [s["status"] for s in shifts] == ["open", "closed"]  # newest first
+    assert shifts[1]["over_short"] == -100
+    assert shifts[1]["opened_by"] == h.state.staff["mgr"].name
