@@ -8,6 +8,7 @@ import pytest
 
 from tests.hubproc import STAFF
 from tests.web.conftest import check_screenshot
+from tests.web.test_api import eventually
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -111,6 +112,18 @@ def test_a_whole_shift_from_the_manager_page(page: Any, tablet: Any, web_hub: We
     check_screenshot(page, "Z report", "Over / short", "Expected cash", "Counted cash")
     over_short = page.inner_text("[data-testid=over-short]")
     assert over_short.startswith("-"), over_short  # the 2 espressos' cash never reached the count
+    shift_id = page.url.split("/shifts/")[1].split("/")[0]
+
+    # The Z report also came out of the receipt printer, and the shift is in the past shifts list.
+    def z_printed() -> bool:
+        jobs = page.request.get(url + "/api/printers").json()["jobs"]
+        return any(j["kind"] == "report" and j["state"] == "printed" for j in jobs)
+
+    eventually(z_printed, "the Z report printed on the receipt printer")
+    page.goto(url + "/shift")
+    past = page.wait_for_selector(f"tr:has(a[href='/shifts/{shift_id}/report?kind=z'])")
+    assert past.inner_text().count("Claire") == 2  # opened and closed by her
+    check_screenshot(page, "Past shifts", "Open the shift")
 
 
 def test_every_main_page_renders(page: Any, web_hub: WebHub) -> None:
