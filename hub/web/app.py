@@ -1190,6 +1190,10 @@ async def pair(web: _Web, body: PairIn, client: str) -> JSONResponse:
         _raise(409, "conflict", f"{body.device_id!r} is reserved; choose another device id")
     # The manager who showed the code is the actor (a code from `storehub device pair` has none: the operator).
     manager = offer.issued_by if offer.issued_by not in (None, "admin") else None
+    issuer = web.services.engine.state.staff.get(manager) if manager is not None else None
+    if manager is not None and (issuer is None or not issuer.active or issuer.role != "manager"):
+        codes.release(offer)
+        _raise(403, "unauthorized", "The manager who showed this code can no longer pair devices; ask for a new code")
     reply = await web.services.admin(
         "device.add", {"device_id": body.device_id, "kind": body.kind, "stations": list(stations)}, actor=manager
     )

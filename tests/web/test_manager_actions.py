@@ -206,8 +206,12 @@ def test_a_restart_keeps_sessions_and_pairing_codes_but_not_a_deactivated_manage
         reuse = httpx.post(hub.url + "/api/pair", json={"code": code, "device_id": "tab-late2", "kind": "tablet"})
         assert reuse.status_code == 403
         assert ines.post("/api/ledger/verify", headers=ines_headers).status_code == 200
+        hers = ines.post("/api/devices/pair-code", json={"kind": "tablet"}, headers=ines_headers).json()["code"]
         assert claire.post(f"/api/staff/{INES[0]}/deactivate", headers=headers).status_code == 200
         assert ines.get("/api/me").status_code == 401  # her sessions die at once
+        orphan = httpx.post(hub.url + "/api/pair", json={"code": hers, "device_id": "tab-orphan", "kind": "tablet"})
+        assert orphan.status_code == 403  # and so does the authority of the codes she showed
+        assert "ask for a new code" in orphan.json()["error"]["message"]
         hub.proc.stop()
         hub.proc.start()
         assert ines.get("/api/me").status_code == 401  # and stay dead
