@@ -99,6 +99,7 @@ def store_settings(loaded: LoadedConfig) -> domain.StoreSettings:
         token_ttl_s=cfg.hub.token_ttl_s,
         attention_no_order_s=cfg.hub.attention_no_order_s,
         attention_idle_s=cfg.hub.attention_idle_s,
+        shared_devices=("web",),  # the manager page limits wrong PINs per browser (hub.web.sessions)
     )
 
 
@@ -415,7 +416,7 @@ class Hub:
         except (ValueError, KeyError, TypeError):
             return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, "control request must be {type, body, secret?}")
         if type_ == "device.pair_code" and self.web is not None:
-            return self.web.pair_code(body)
+            return await self.web.pair_code(body)
         if self.printing is not None and type_ in CONTROL_PRINTING:
             return await self.printing.control(type_, body, self.engine.head.seq)
         if type_ == "hub.status":

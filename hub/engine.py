@@ -297,8 +297,16 @@ class Engine:
         self._queue.put_nowait(Submission(device_id=device_id, payload=payload, future=future))
         return await future
 
-    async def admin(self, type_: str, body: dict[str, Any], *, secret: str | None = None) -> Reply:
-        """Run a command as the local operator (config bootstrap, the CLI's control socket)."""
+    async def admin(
+        self, type_: str, body: dict[str, Any], *, secret: str | None = None, actor: str | None = None
+    ) -> Reply:
+        """Run a command as the local operator (config bootstrap, the CLI's control socket).
+
+        `actor`: the manager on whose behalf it runs (the manager page); the domain checks they are
+        an active manager and ledgers them as the actor instead of `admin`.
+        """
+        if actor is not None:
+            body = {**body, "actor": actor}
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(
             Submission(device_id=ADMIN_DEVICE, admin_type=type_, admin_body=body, secret=secret, future=future)
