@@ -118,20 +118,25 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of op
 
 
 def _rollout_parser(sub: Any) -> None:
-    cmd = sub.add_parser("rollout", help="offer a release to a percentage of a device kind over MQTT")
-    cmd.add_argument("manifest", type=Path, help="the release's manifest")
-    cmd.add_argument("--url", required=True, help="where devices download the image (the hub's /firmware/… URL)")
-    cmd.add_argument("--store", required=True)
-    cmd.add_argument("--percent", type=int, required=True)
+    cmd = sub.add_parser(
+        "rollout",
+        help="hand a signed release to the running hub for a percentage of a device kind, and follow it",
+        description="The hub serves the image, offers it on device/{id}/do and stops on failures; "
+        "`rollout status` shows where it stands, `rollout stop` stops it. Exit: 0 complete, 1 stopped, "
+        "2 refused, 3 still running when --follow-timeout ran out (the hub carries on).",
+    )
+    cmd.add_argument("action", nargs="?", choices=("start", "status", "stop"), default="start")
+    cmd.add_argument("--config", type=Path, required=True, help="the store's TOML (finds the running hub)")
+    cmd.add_argument("--manifest", type=Path, help="the release's signed manifest (storehub-fw sign)")
+    cmd.add_argument("--image", type=Path, help="the firmware image the manifest describes")
+    cmd.add_argument("--percent", type=int, help="how much of the kind's fleet gets it (widen later: same release)")
     cmd.add_argument("--force", action="store_true", help="also during an open shift")
-    cmd.add_argument("--max-failures", type=int, default=1)
-    cmd.add_argument("--offer-timeout", type=float, default=900.0)
-    cmd.add_argument("--broker-host", default="127.0.0.1")
-    cmd.add_argument("--broker-port", type=int, default=1883)
-    cmd.add_argument("--username", required=True, help="a broker account allowed to publish device jobs")
-    cmd.add_argument("--password-file", type=Path, required=True)
-    cmd.add_argument("--interval", type=float, default=2.0, help="seconds between decision steps")
-    cmd.add_argument("--max-duration", type=float, default=3600.0, help="give up after this many seconds")
+    cmd.add_argument("--max-failures", type=int, help="stop at this many failed devices (default [ota])")
+    cmd.add_argument("--offer-timeout", type=float, help="seconds a device has to come back updated (default [ota])")
+    cmd.add_argument("--no-follow", action="store_true", help="return once the hub took the release")
+    cmd.add_argument("--follow-timeout", type=float, default=3600.0, help="stop following after this many seconds")
+    cmd.add_argument("--interval", type=float, default=1.0, help="seconds between progress checks")
+    cmd.add_argument("--reason", help="rollout stop: why (ledgered)")
     cmd.set_defaults(handler=_rollout)
 
 

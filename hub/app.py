@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hub.config import LoadedConfig
+    from hub.ota import OtaService
     from hub.web.runtime import WebRuntime
 
 log = logging.getLogger("storehub.hub")
@@ -233,6 +234,7 @@ class Hub:
         self.bus: PahoBus | None = None
         self.web: WebRuntime | None = None
         self.printing: PrintService | None = None
+        self.ota: OtaService | None = None
         self.started_at = format_time(datetime.now(UTC))
         self._stop = asyncio.Event()
         self._engine_answered = time.monotonic()
@@ -262,13 +264,15 @@ class Hub:
             )
             self.bus = bus
             engine.attach(web.publisher(bus))
+            ota = self.ota = await self._start_ota(engine, bus)
             try:
                 await bus.start(
                     self._status(),
-                    on_command=engine.submit,
-                    on_device_status=web.on_device_status(engine.note_device_status),
+                    on_command=ota.tap_command(engine.submit),
+                    on_device_status=ota.tap_status(web.on_device_status(engine.note_device_status)),
                     on_connect=self._on_connect,
                 )
+                ota.start()
                 server = await asyncio.start_unix_server(
                     self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
                 )
@@ -296,6 +300,7 @@ class Hub:
                     with contextlib.suppress(FileNotFoundError):
                         (self.data_dir / SOCKET_NAME).unlink()
             finally:
+                await ota.stop()
                 await web.stop()
                 await printing.stop()
                 await engine.flush_acked()
@@ -311,6 +316,12 @@ class Hub:
         await self.web.prepare()
         await self.web.start()
         return self.web
+
+    async def _start_ota(self, engine: Engine, bus: PahoBus) -> OtaService:
+        """Firmware rollouts (hub/ota.py); stepped once the bus is up."""
+        from hub.ota import OtaService  # noqa: PLC0415 - FastAPI (the firmware router) only where the hub runs
+
+        return OtaService(engine, self.loaded, bus.connected.is_set)
 
     def _status(self) -> HubStatus:
         assert self.engine is not None  # noqa: S101 - called after the engine exists
@@ -381,6 +392,8 @@ class Hub:
             return self.web.pair_code(body)
         if self.printing is not None and type_ in CONTROL_PRINTING:
             return await self.printing.control(type_, body, self.engine.head.seq)
+        if self.ota is not None and type_ in self.ota.requests:
+            return await self.ota.control(type_, body)
         if type_ == "hub.status":
             described = self.describe()
             if body.get("reset_stats"):
