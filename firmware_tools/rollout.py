@@ -10,8 +10,9 @@ on `device/{id}/do`. Rules:
   50 % keeps the first devices and adds others;
 - nothing is offered while a shift is open unless `force` (a drawer must not reboot mid-service);
 - a device that reports `failed`, answers `ok: false`, or does not come back on the new version
-  within `offer_timeout_s` is a failure; at `max_failures` the rollout stops for good and offers
-  nothing more (an operator investigates and starts a new one);
+  within `offer_timeout_s` is a failure; its place in the wave goes to another device; at
+  `max_failures` the rollout stops for good and offers nothing more (an operator investigates and
+  starts a new one); below it, a wave with no device left to offer is complete, failures listed;
 - devices below the release's `min_version` are skipped (they need an intermediate release).
 
 Only the hub publishes device jobs: `hub.ota.OtaService` drives a `Rollout` in the hub's loop, and
@@ -129,7 +130,7 @@ class Rollout:
         """Where the rollout stands."""
         if self.stopped_reason is not None:
             return "stopped"
-        if self._covered() >= self._target() and not self.pending:
+        if not self.pending and (self._covered() >= self._target() or self._exhausted()):
             return "complete"
         if self.shift_open is not False and not self.policy.force:
             return "waiting_shift"
@@ -197,6 +198,13 @@ class Rollout:
     def _covered(self) -> int:
         fleet = self._fleet()
         return sum(1 for v in fleet if self._current(v) or v.device_id in self.pending or v.device_id in self.succeeded)
+
+    def _exhausted(self) -> bool:
+        """No device of the kind is left to offer, now or when it comes back online (the rest failed)."""
+        return not any(
+            not self._current(v) and not self._below_min(v) and v.device_id not in self.failed.keys() | self.succeeded
+            for v in self._fleet()
+        )
 
     def _candidates(self) -> list[DeviceView]:
         eligible = [
@@ -267,6 +275,8 @@ def rollout_cli(args: argparse.Namespace) -> int:
             _emit(latest)
         summary = latest
     if summary.get("state") == "complete":
+        if failed := summary.get("failed"):
+            sys.stderr.write(f"storehub-fw: the wave is complete, but {len(failed)} device(s) failed: {failed}\n")
         return 0
     if summary.get("state") == "stopped":
         sys.stderr.write(f"storehub-fw: the rollout stopped: {summary.get('stopped_reason')}\n")

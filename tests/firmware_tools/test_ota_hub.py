@@ -7,8 +7,11 @@ broker when it reboots); the others are already in the field.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import sqlite3
+import ssl
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
@@ -20,6 +23,7 @@ from firmware_tools.ota import generate_key, load_private_key, sign
 from firmware_tools.provision import provision
 from firmware_tools.server import manifest_json
 from firmware_tools.simdevice import SimMicrocontroller, SimMqttDevice
+from hub.app import control_request
 from tests.firmware_tools.conftest import FAST
 from tests.hubproc import REPO, STAFF, HubProcess, write_config
 from tests.mqtt_helpers import wait_until
@@ -60,16 +64,15 @@ def ok(reply: dict[str, Any]) -> dict[str, Any]:
 class Store:
     """A running hub, its signing key, a manager's tablet and the simulated devices."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *, tls: bool = False) -> None:
         self.tmp = tmp_path
         self.public = generate_key(tmp_path / "signing.pem")
         self.key = load_private_key(tmp_path / "signing.pem")
         config = write_config(tmp_path / "store")
-        config.write_text(
-            config.read_text(encoding="utf-8")
-            + f'\n[ota]\ntrusted_key = "{self.public}"\nstep_interval_s = 0.2\noffer_timeout_s = 120\n',
-            encoding="utf-8",
-        )
+        extra = f'\n[ota]\ntrusted_key = "{self.public}"\nstep_interval_s = 0.2\noffer_timeout_s = 120\n'
+        if tls:
+            extra += '\n[tls]\nenabled = true\nnames = ["127.0.0.1"]\n'
+        config.write_text(config.read_text(encoding="utf-8") + extra, encoding="utf-8")
         self.hub = HubProcess(config).start()
         self.web_port = int(config.read_text(encoding="utf-8").split("web_port = ")[1].split()[0])
         self.devices: dict[str, SimMqttDevice] = {}
@@ -105,6 +108,33 @@ class Store:
         micro.on_reboot = boot
         assert provision(micro.port, self.settings(device_id, creds.password), link_settings=FAST).rebooted
         wait_until(lambda: device_id in self.devices, 10, f"{device_id} to boot onto the network")
+
+    def provision_with_the_cli(self, device_id: str, kind: str) -> dict[str, Any]:
+        """`storehub-fw provision --config …` as the technician runs it: the store CA comes from the hub."""
+        creds = self.hub.add_device(device_id, kind=kind)
+        creds_file = self.tmp / f"{device_id}.json"
+        creds_file.write_text(json.dumps({"device_id": device_id, "username": device_id, "password": creds.password}))
+        psk = self.tmp / "psk"
+        psk.write_text("kitchen-only-psk")
+        micro = SimMicrocontroller(self.tmp / f"{device_id}.flash", kind=kind)
+        self.micros.append(micro)
+
+        def boot(device: SimMicrocontroller) -> None:
+            settings = device.committed
+            self.devices[device_id] = SimMqttDevice(
+                settings, kind=kind, fw=device.fw, trusted_key=settings["ota_key"]
+            ).connect()
+
+        micro.on_reboot = boot
+        result = storehub_fw(
+            "provision", "--port", micro.port, "--credentials", str(creds_file), "--config", str(self.hub.config),
+            "--hub-host", "127.0.0.1", "--hub-port", str(self.hub.port), "--wifi-ssid", "Bistro Staff",
+            "--wifi-psk-file", str(psk), "--ota-key", self.public, "--timeout", "1",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        wait_until(lambda: device_id in self.devices, 10, f"{device_id} to boot onto the network")
+        report: dict[str, Any] = json.loads(result.stdout)
+        return report
 
     def in_the_field(self, device_id: str, kind: str) -> None:
         creds = self.hub.add_device(device_id, kind=kind)
@@ -265,6 +295,35 @@ def test_the_rollout_cli_refuses_bad_input_and_needs_a_running_hub(store: Store,
     assert nothing.returncode == 2
     assert "conflict: no rollout is running" in nothing.stderr
     assert store.status() == {"state": "none"}
+
+    def control(body: dict[str, Any]) -> dict[str, Any]:
+        answer = asyncio.run(control_request(store.hub.data_dir, "ota.rollout", body))
+        assert answer is not None
+        return answer
+
+    assert control({"kind": "drawer", "version": "1.1.0", "percent": "ten"})["error"]["code"] == "invalid_payload"
+    assert control({"kind": "drawer", "version": "1.1.0", "percent": 0})["error"]["code"] == "invalid_payload"
+    assert control({"kind": "drawer", "version": "9.9.9", "percent": 10})["error"]["code"] == "not_found"
+
+    store.in_the_field("drawer-9", "drawer")
+    store.fleet_known("drawer", 1)
+    store.shift(open_=True)
+    assert store.rollout(manifest, image, "--percent", "50", "--no-follow").returncode == 0
+    narrower = store.rollout(manifest, image, "--percent", "10", "--no-follow")
+    assert narrower.returncode == 2
+    assert "never narrows" in narrower.stderr
+    newer_manifest, newer_image = store.release("drawer", "1.2.0", DRAWER_IMAGE + b"!")
+    busy = store.rollout(newer_manifest, newer_image, "--percent", "10", "--no-follow")
+    assert busy.returncode == 2
+    assert "conflict: the rollout of drawer 1.1.0 is running; stop it first" in busy.stderr
+    stopped = storehub_fw("rollout", "stop", "--config", config, "--reason", "wrong release")
+    assert stopped.returncode == 0, stopped.stderr
+    assert json.loads(stopped.stdout)["state"] == "stopped"
+    assert ledger(store.hub, "ota.rollout_stopped")[0]["reason"] == "wrong release"
+    replaced = store.rollout(newer_manifest, newer_image, "--percent", "10", "--no-follow")
+    assert replaced.returncode == 0, replaced.stderr
+    assert json.loads(replaced.stdout)["version"] == "1.2.0"
+    assert store.devices["drawer-9"].results == [], "all of it during an open shift: nothing offered"
     store.hub.stop()
     down = store.rollout(manifest, image, "--percent", "10")
     assert down.returncode == 2
@@ -295,3 +354,38 @@ def test_the_hub_serves_images_read_only_and_never_outside_its_firmware_director
             assert secret not in answer.text
         assert web.put("/firmware/drawer/1.1.0/image", content=b"x").status_code == 405
         assert web.get("/firmware/drawer/1.1.0/image").content == DRAWER_IMAGE
+
+
+@pytest.fixture
+def tls_store(tmp_path: Path) -> Iterator[Store]:
+    running = Store(tmp_path, tls=True)
+    yield running
+    running.close()
+
+
+def test_with_tls_devices_download_over_https_trusting_the_store_ca_they_were_provisioned_with(
+    tls_store: Store,
+) -> None:
+    store = tls_store
+    report = store.provision_with_the_cli("drawer-1", "drawer")
+    ca_der = ssl.PEM_cert_to_DER_cert((store.hub.data_dir / "tls" / "ca.crt").read_text())
+    assert report["ca_sha256"] == hashlib.sha256(ca_der).hexdigest()
+    assert ssl.PEM_cert_to_DER_cert(store.micros[0].ca_pem or "") == ca_der
+    store.in_the_field("drawer-2", "drawer")  # provisioned before the store had TLS: no CA
+    store.fleet_known("drawer", 2)
+    manifest, image = store.release("drawer", "1.1.0", DRAWER_IMAGE)
+
+    result = store.rollout(manifest, image, "--percent", "100", "--max-failures", "2")
+    assert result.returncode == 0, result.stderr + result.stdout
+    final = json.loads(result.stdout.strip().splitlines()[-1])
+    assert final["url"] == f"https://127.0.0.1:{store.web_port}/firmware/drawer/1.1.0/image"
+    assert final["state"] == "complete"
+    assert final["succeeded"] == ["drawer-1"]
+    assert store.devices["drawer-1"].fw == "1.1.0"
+    assert "download_failed" in final["failed"]["drawer-2"], "without the store CA the hub's HTTPS is not trusted"
+    assert "certificate verify failed" in store.devices["drawer-2"].results[-1]["detail"]
+    assert store.devices["drawer-2"].fw == "1.0.0"
+    assert "1 device(s) failed" in result.stderr
+    (finished,) = ledger(store.hub, "ota.rollout_finished")
+    assert finished["succeeded"] == ["drawer-1"]
+    assert list(finished["failed"]) == ["drawer-2"]
