@@ -134,6 +134,7 @@ def test_a_wave_with_failures_below_the_limit_completes_when_no_device_is_left_t
     rollout.note_status("drawer-away", {"state": "online", "sess": 2, "kind": "drawer", "fw": "1.0.0"})
     ((away, _job),) = rollout.step(NOW)
     _finish(rollout, away)
-    assert rollout.state == "complete"
+    state: str = rollout.state  # mypy narrowed the property to "running" above
+    assert state == "complete"
     assert rollout.summary()["failed"] == {second: "download_failed"}
     assert sorted(rollout.summary()["succeeded"]) == sorted([first, away])
