@@ -264,7 +264,7 @@ class Hub:
             )
             self.bus = bus
             engine.attach(web.publisher(bus))
-            ota = self.ota = await self._start_ota(engine, bus)
+            ota = self.ota = self._ota(engine, bus)
             try:
                 await bus.start(
                     self._status(),
@@ -317,7 +317,7 @@ class Hub:
         await self.web.start()
         return self.web
 
-    async def _start_ota(self, engine: Engine, bus: PahoBus) -> OtaService:
+    def _ota(self, engine: Engine, bus: PahoBus) -> OtaService:
         """Firmware rollouts (hub/ota.py); stepped once the bus is up."""
         from hub.ota import OtaService  # noqa: PLC0415 - FastAPI (the firmware router) only where the hub runs
 

@@ -26,13 +26,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
-from firmware_tools.ota import OtaRefusedError, verify_image, verify_manifest
+from firmware_tools.ota import VERSION_PATTERN, Manifest, OtaRefusedError, verify_image, verify_manifest
 from firmware_tools.rollout import Rollout, RolloutPolicy
-from firmware_tools.server import FirmwareStore
+from firmware_tools.server import KIND_PATTERN, FirmwareStore
 from hub import domain
 from hub.contract.envelopes import Reply, encode
 from hub.contract.errors import ErrorCode
@@ -140,12 +141,12 @@ class OtaService:
 
     async def _start(self, body: dict[str, Any]) -> Reply:
         try:
-            kind, version = str(body["kind"]), str(body["version"])
+            kind, version = _matching(body["kind"], KIND_PATTERN), _matching(body["version"], VERSION_PATTERN)
             policy = RolloutPolicy(
                 _int(body["percent"]),
-                force=bool(body.get("force", False)),
+                force=_bool(body.get("force", False)),
                 max_failures=_int(body.get("max_failures", self.cfg.max_failures)),
-                offer_timeout_s=float(body.get("offer_timeout_s", self.cfg.offer_timeout_s)),
+                offer_timeout_s=_seconds(body.get("offer_timeout_s", self.cfg.offer_timeout_s)),
                 job_ttl_s=self.cfg.job_ttl_s,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -190,7 +191,7 @@ class OtaService:
         await self.step()
         return self._reply(self.describe())
 
-    def _checked_release(self, kind: str, version: str) -> Any:
+    def _checked_release(self, kind: str, version: str) -> Manifest:
         """The release's manifest, once its signature and image check out (blocking: run in a thread)."""
         if not self.cfg.trusted_key:
             raise ValueError("set [ota] trusted_key (the public key `storehub-fw keygen` printed) first")
@@ -292,6 +293,25 @@ def default_base_url(loaded: LoadedConfig) -> str:
     if cfg.tls.enabled:
         return f"https://{cfg.tls.names[0]}:{cfg.hub.web_port}"
     return f"http://{cfg.web.host}:{cfg.hub.web_port}"
+
+
+def _matching(value: Any, pattern: str) -> str:
+    """A kind or version that can only name a folder inside the firmware directory."""
+    if not isinstance(value, str) or re.match(pattern, value) is None:
+        raise ValueError(f"{value!r} does not match {pattern}")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{value!r} is not true or false")
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ValueError(f"{value!r} is not a number of seconds above 0")
+    return float(value)
 
 
 def _int(value: Any) -> int:

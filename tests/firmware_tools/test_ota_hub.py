@@ -304,6 +304,11 @@ def test_the_rollout_cli_refuses_bad_input_and_needs_a_running_hub(store: Store,
     assert control({"kind": "drawer", "version": "1.1.0", "percent": "ten"})["error"]["code"] == "invalid_payload"
     assert control({"kind": "drawer", "version": "1.1.0", "percent": 0})["error"]["code"] == "invalid_payload"
     assert control({"kind": "drawer", "version": "9.9.9", "percent": 10})["error"]["code"] == "not_found"
+    outside = control({"kind": "../../data", "version": "1.1.0", "percent": 10})
+    assert outside["error"]["code"] == "invalid_payload", "a kind can only name a folder of the firmware directory"
+    assert control({"kind": "drawer", "version": "1.1.0", "percent": 10, "force": "no"})["error"]["code"] == (
+        "invalid_payload"
+    )
 
     store.in_the_field("drawer-9", "drawer")
     store.fleet_known("drawer", 1)
