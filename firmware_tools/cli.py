@@ -54,7 +54,11 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of op
     )
     prov.add_argument("--device-id", help="device id (or from --credentials)")
     prov.add_argument("--mqtt-password-file", type=Path, help="file holding the MQTT password (or --credentials)")
-    prov.add_argument("--store", required=True, help="the store id")
+    prov.add_argument("--store", help="the store id (default: the --config store's)")
+    prov.add_argument(
+        "--config", type=Path, help="the store's TOML: its id, and its CA certificate when [tls] is enabled"
+    )
+    prov.add_argument("--ca-cert", type=Path, help="the store CA certificate (PEM) the device must trust")
     prov.add_argument("--hub-host", required=True, help="the hub's address on the staff network")
     prov.add_argument("--hub-port", type=int, default=1883)
     prov.add_argument("--wifi-ssid", required=True, help="the staff network's SSID (never the guest Wi-Fi)")
@@ -114,20 +118,25 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of op
 
 
 def _rollout_parser(sub: Any) -> None:
-    cmd = sub.add_parser("rollout", help="offer a release to a percentage of a device kind over MQTT")
-    cmd.add_argument("manifest", type=Path, help="the release's manifest")
-    cmd.add_argument("--url", required=True, help="where devices download the image (the hub's /firmware/… URL)")
-    cmd.add_argument("--store", required=True)
-    cmd.add_argument("--percent", type=int, required=True)
+    cmd = sub.add_parser(
+        "rollout",
+        help="hand a signed release to the running hub for a percentage of a device kind, and follow it",
+        description="The hub serves the image, offers it on device/{id}/do and stops on failures; "
+        "`rollout status` shows where it stands, `rollout stop` stops it. Exit: 0 complete, 1 stopped, "
+        "2 refused, 3 still running when --follow-timeout ran out (the hub carries on).",
+    )
+    cmd.add_argument("action", nargs="?", choices=("start", "status", "stop"), default="start")
+    cmd.add_argument("--config", type=Path, required=True, help="the store's TOML (finds the running hub)")
+    cmd.add_argument("--manifest", type=Path, help="the release's signed manifest (storehub-fw sign)")
+    cmd.add_argument("--image", type=Path, help="the firmware image the manifest describes")
+    cmd.add_argument("--percent", type=int, help="how much of the kind's fleet gets it (widen later: same release)")
     cmd.add_argument("--force", action="store_true", help="also during an open shift")
-    cmd.add_argument("--max-failures", type=int, default=1)
-    cmd.add_argument("--offer-timeout", type=float, default=900.0)
-    cmd.add_argument("--broker-host", default="127.0.0.1")
-    cmd.add_argument("--broker-port", type=int, default=1883)
-    cmd.add_argument("--username", required=True, help="a broker account allowed to publish device jobs")
-    cmd.add_argument("--password-file", type=Path, required=True)
-    cmd.add_argument("--interval", type=float, default=2.0, help="seconds between decision steps")
-    cmd.add_argument("--max-duration", type=float, default=3600.0, help="give up after this many seconds")
+    cmd.add_argument("--max-failures", type=int, help="stop at this many failed devices (default [ota])")
+    cmd.add_argument("--offer-timeout", type=float, help="seconds a device has to come back updated (default [ota])")
+    cmd.add_argument("--no-follow", action="store_true", help="return once the hub took the release")
+    cmd.add_argument("--follow-timeout", type=float, default=3600.0, help="stop following after this many seconds")
+    cmd.add_argument("--interval", type=float, default=1.0, help="seconds between progress checks")
+    cmd.add_argument("--reason", help="rollout stop: why (ledgered)")
     cmd.set_defaults(handler=_rollout)
 
 
@@ -157,6 +166,7 @@ def _provision(args: argparse.Namespace) -> int:
             "verified": report.verified,
             "committed": report.committed,
             "rebooted": report.rebooted,
+            "ca_sha256": report.ca_sha256,
             "requests": report.requests_sent,
             "resends": report.resends,
         }
@@ -165,12 +175,13 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _provision_settings(args: argparse.Namespace) -> dict[str, str]:
-    device_id, password = args.device_id, None
+    device_id, password, creds_ca = args.device_id, None, None
     if args.credentials is not None:
         try:
             creds = json.loads(args.credentials.read_text(encoding="utf-8"))
             device_id = device_id or creds["device_id"]
             password = creds["password"]
+            creds_ca = creds.get("ca_cert")
             if creds.get("username", device_id) != device_id:
                 raise FwCliError(f"{args.credentials}: username differs from the device id")
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -186,7 +197,7 @@ def _provision_settings(args: argparse.Namespace) -> dict[str, str]:
         )
     settings = {
         "device_id": device_id,
-        "store": args.store,
+        "store": _store_id(args),
         "wifi_ssid": args.wifi_ssid,
         "wifi_psk": psk,
         "hub_host": args.hub_host,
@@ -196,7 +207,58 @@ def _provision_settings(args: argparse.Namespace) -> dict[str, str]:
     }
     if args.ota_key:
         settings["ota_key"] = args.ota_key
+    ca = _store_ca(args, creds_ca)
+    if ca is not None:
+        from firmware_tools.protocol import ca_settings  # noqa: PLC0415
+
+        try:
+            settings |= ca_settings(ca)
+        except ValueError as exc:
+            raise FwCliError(str(exc)) from exc
     return settings
+
+
+def _store_id(args: argparse.Namespace) -> str:
+    if args.store:
+        return str(args.store)
+    if args.config is None:
+        raise FwCliError("give --store or --config")
+    store_id: str = _load_config(args.config).config.store.id
+    return store_id
+
+
+def _store_ca(args: argparse.Namespace, from_credentials: str | None) -> bytes | None:
+    """The store CA (DER): --ca-cert, else the pairing answer's `ca_cert`, else the --config hub's."""
+    import ssl  # noqa: PLC0415
+
+    pem, where = None, ""
+    if args.ca_cert is not None:
+        pem, where = _read_secret(args.ca_cert), str(args.ca_cert)
+    elif from_credentials:
+        pem, where = from_credentials, f"{args.credentials} (ca_cert)"
+    elif args.config is not None:
+        loaded = _load_config(args.config)
+        if not loaded.config.tls.enabled:
+            return None
+        path = loaded.data_dir / "tls" / "ca.crt"
+        if not path.exists():
+            raise FwCliError(f"[tls] is enabled but {path} does not exist yet: start the hub once (it makes the CA)")
+        pem, where = _read_secret(path), str(path)
+    if pem is None:
+        return None
+    try:
+        return ssl.PEM_cert_to_DER_cert(pem.strip() + "\n")
+    except ValueError as exc:
+        raise FwCliError(f"{where}: not a PEM certificate") from exc
+
+
+def _load_config(path: Path) -> Any:
+    from hub.config import ConfigError, load_config  # noqa: PLC0415
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise FwCliError(str(exc)) from exc
 
 
 def _read_secret(path: Path) -> str:

@@ -18,14 +18,26 @@ Verbs: `HELLO` → `OK kind=… fw=… proto=1 serial=…`; `SET key value`; `GE
 (secrets come back as `sha256:<hex>` so they can be checked without being shown); `COMMIT`
 (persist the staged settings atomically); `ABORT` (drop them); `REBOOT`. Errors: `ERR <code>
 <message>` with codes `crc`, `bad_frame`, `unknown_verb`, `bad_key`, `bad_value`, `nothing_staged`.
+
+The store CA certificate (when the store has TLS, docs/tls.md) does not fit in one frame, so it
+travels as its DER bytes in lowercase hex, cut into numbered chunks of at most 384 hex digits:
+`SET ca_cert.0 3082…`, `SET ca_cert.1 …`, then `SET ca_sha256 <hex of the DER's SHA-256>`. Each
+chunk reads back with `GET ca_cert.N`. On `COMMIT` the device joins the staged chunks 0..N-1 and
+refuses (`ERR bad_value`, nothing committed) unless they are contiguous and hash to `ca_sha256`;
+a committed CA replaces the previous one whole (no chunk of an older, longer certificate survives).
+The device then verifies the broker's TLS listener and the hub's HTTPS (firmware downloads) with it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 PROTOCOL_VERSION: Final = 1
 MAX_FRAME: Final = 512
@@ -35,8 +47,13 @@ _FRAME: Final = re.compile(r"^([<>])([0-9A-F]{2}|\?\?) ([A-Z_]+)((?: [^ *]*)*)\*
 
 SETTINGS: Final = ("device_id", "store", "wifi_ssid", "wifi_psk", "hub_host", "hub_port", "mqtt_user", "mqtt_pass")
 """What `provision` writes, in this order."""
-OPTIONAL_SETTINGS: Final = ("ota_key",)
+OPTIONAL_SETTINGS: Final = ("ota_key", "ca_sha256")
 SECRET_SETTINGS: Final = frozenset({"wifi_psk", "mqtt_pass"})
+CA_CHUNK_PREFIX: Final = "ca_cert."
+CA_CHUNK_HEX: Final = 384
+"""Hex digits per CA chunk: a `SET ca_cert.NN <chunk>` frame stays far below MAX_FRAME."""
+MAX_CA_CHUNKS: Final = 16
+"""At most 3 KiB of DER: a store CA (EC P-256) is about 500 bytes."""
 
 
 class FrameError(ValueError):
@@ -112,10 +129,48 @@ _PSK_MAX: Final = 63
 _RAW_PSK_HEX: Final = 64
 _MAX_PASSWORD: Final = 128
 _ED25519_KEY_BYTES: Final = 32
+_SHA256_HEX: Final = 64
+_LOWER_HEX: Final = re.compile(r"^[0-9a-f]+$")
+_CA_CHUNK_KEY: Final = re.compile(r"^ca_cert\.(?:[0-9]|1[0-5])$")  # 0 .. MAX_CA_CHUNKS - 1
+
+
+def ca_settings(der: bytes) -> dict[str, str]:
+    """The settings that carry a CA certificate (DER): its hex chunks, then `ca_sha256`."""
+    text = der.hex()
+    if not der or len(text) > CA_CHUNK_HEX * MAX_CA_CHUNKS:
+        raise ValueError(f"a CA certificate must be 1-{CA_CHUNK_HEX * MAX_CA_CHUNKS // 2} bytes of DER")
+    chunks = [text[i : i + CA_CHUNK_HEX] for i in range(0, len(text), CA_CHUNK_HEX)]
+    settings = {f"{CA_CHUNK_PREFIX}{index}": chunk for index, chunk in enumerate(chunks)}
+    settings["ca_sha256"] = hashlib.sha256(der).hexdigest()
+    return settings
+
+
+def join_ca(settings: Mapping[str, str]) -> bytes | None:
+    """The CA certificate (DER) carried by `settings`; None when there is none; ValueError when inconsistent."""
+    indexes = sorted(int(key[len(CA_CHUNK_PREFIX) :]) for key in settings if is_ca_chunk(key))
+    expected = settings.get("ca_sha256")
+    if not indexes and expected is None:
+        return None
+    if indexes != list(range(len(indexes))) or not indexes:
+        raise ValueError("ca_cert chunks must be numbered 0..N-1 without gaps")
+    if expected is None:
+        raise ValueError("ca_cert chunks without ca_sha256")
+    der = bytes.fromhex("".join(settings[f"{CA_CHUNK_PREFIX}{i}"] for i in indexes))
+    if hashlib.sha256(der).hexdigest() != expected:
+        raise ValueError("ca_cert chunks do not hash to ca_sha256 (a chunk is missing or damaged)")
+    return der
+
+
+def is_ca_chunk(key: str) -> bool:
+    """`ca_cert.0` … `ca_cert.15`."""
+    return _CA_CHUNK_KEY.match(key) is not None
 
 
 def check_setting(key: str, value: str) -> str | None:
     """Why `value` is not acceptable for setting `key` (None when it is); device and host use the same rules."""
+    if is_ca_chunk(key):
+        ok = 0 < len(value) <= CA_CHUNK_HEX and len(value) % 2 == 0 and _LOWER_HEX.match(value) is not None
+        return None if ok else f"{key} must be 2-{CA_CHUNK_HEX} lowercase hex digits (an even number)"
     if key not in SETTINGS and key not in OPTIONAL_SETTINGS:
         return f"unknown setting {key!r}"
     problem: str | None = None
@@ -140,6 +195,8 @@ def check_setting(key: str, value: str) -> str | None:
             problem = f"must be 1-{_MAX_PASSWORD} printable characters"
     elif key == "ota_key":
         problem = _check_key(value)
+    elif key == "ca_sha256" and (len(value) != _SHA256_HEX or _LOWER_HEX.match(value) is None):
+        problem = "must be 64 lowercase hex digits"
     return None if problem is None else f"{key} {problem}"
 
 

@@ -62,6 +62,8 @@ class ProvisionReport:
     verified: list[str] = field(default_factory=list)
     committed: bool = False
     rebooted: bool = False
+    ca_sha256: str | None = None
+    """The SHA-256 of the store CA certificate (DER) handed to the device, if any."""
     requests_sent: int = 0
     resends: int = 0
 
@@ -166,11 +168,15 @@ def provision(
     missing = [key for key in protocol.SETTINGS if key not in settings]
     if missing:
         problems.append(f"missing {', '.join(missing)}")
+    try:
+        protocol.join_ca(settings)
+    except ValueError as exc:
+        problems.append(str(exc))
     if problems:
         raise ProvisionError("; ".join(problems))
-    ordered = [k for k in (*protocol.SETTINGS, *protocol.OPTIONAL_SETTINGS) if k in settings]
+    ordered = _ordered(settings)
     with SerialLink(port, link_settings) as link:
-        report = ProvisionReport(port, hello(link))
+        report = ProvisionReport(port, hello(link), ca_sha256=settings.get("ca_sha256"))
         try:
             for key in ordered:
                 _expect_ok(link.request("SET", key, settings[key]), f"SET {key}")
@@ -195,6 +201,13 @@ def provision(
         report.requests_sent = link.requests
         report.resends = link.resends
     return report
+
+
+def _ordered(settings: Mapping[str, str]) -> list[str]:
+    """Required settings, `ota_key`, the CA chunks in order, and `ca_sha256` last (the device checks it at COMMIT)."""
+    chunks = sorted((k for k in settings if protocol.is_ca_chunk(k)), key=lambda k: int(k.rsplit(".", 1)[1]))
+    head = [k for k in (*protocol.SETTINGS, *protocol.OPTIONAL_SETTINGS) if k in settings and k != "ca_sha256"]
+    return head + chunks + (["ca_sha256"] if "ca_sha256" in settings else [])
 
 
 def _check_readback(key: str, written: str, got: str) -> None:

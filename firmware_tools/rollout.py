@@ -10,12 +10,13 @@ on `device/{id}/do`. Rules:
   50 % keeps the first devices and adds others;
 - nothing is offered while a shift is open unless `force` (a drawer must not reboot mid-service);
 - a device that reports `failed`, answers `ok: false`, or does not come back on the new version
-  within `offer_timeout_s` is a failure; at `max_failures` the rollout stops for good and offers
-  nothing more (an operator investigates and starts a new one);
+  within `offer_timeout_s` is a failure; its place in the wave goes to another device; at
+  `max_failures` the rollout stops for good and offers nothing more (an operator investigates and
+  starts a new one); below it, a wave with no device left to offer is complete, failures listed;
 - devices below the release's `min_version` are skipped (they need an intermediate release).
 
-`MqttRolloutRunner` drives a `Rollout` over MQTT with credentials allowed to publish device jobs
-(the hub's role); `storehub-fw rollout` runs it.
+Only the hub publishes device jobs: `hub.ota.OtaService` drives a `Rollout` in the hub's loop, and
+`storehub-fw rollout` (below) hands it the release over the hub's control socket and follows it.
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ import hashlib
 import json
 import math
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from firmware_tools.ota import Manifest, parse_version
@@ -36,9 +36,9 @@ from hub.contract.types import format_time
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    from pathlib import Path
 
-    import paho.mqtt.client as mqtt
+    from hub.config import LoadedConfig
 
 State = Literal["running", "waiting_shift", "complete", "stopped"]
 DEFAULT_JOB_TTL_S: Final = 60.0
@@ -130,7 +130,7 @@ class Rollout:
         """Where the rollout stands."""
         if self.stopped_reason is not None:
             return "stopped"
-        if self._covered() >= self._target() and not self.pending:
+        if not self.pending and (self._covered() >= self._target() or self._exhausted()):
             return "complete"
         if self.shift_open is not False and not self.policy.force:
             return "waiting_shift"
@@ -199,6 +199,13 @@ class Rollout:
         fleet = self._fleet()
         return sum(1 for v in fleet if self._current(v) or v.device_id in self.pending or v.device_id in self.succeeded)
 
+    def _exhausted(self) -> bool:
+        """No device of the kind is left to offer, now or when it comes back online (the rest failed)."""
+        return not any(
+            not self._current(v) and not self._below_min(v) and v.device_id not in self.failed.keys() | self.succeeded
+            for v in self._fleet()
+        )
+
     def _candidates(self) -> list[DeviceView]:
         eligible = [
             v
@@ -225,101 +232,113 @@ def _version_or_none(text: str) -> tuple[int, int, int] | None:
         return None
 
 
-# -- MQTT ------------------------------------------------------------------------------------------
-class MqttRolloutRunner:
-    """Drive a Rollout over MQTT: read statuses, the shift and results; publish offers."""
-
-    def __init__(
-        self, rollout: Rollout, client: mqtt.Client, store: str, clock: Callable[[], datetime] | None = None
-    ) -> None:
-        from hub.contract.topics import Topics  # noqa: PLC0415
-
-        self.rollout = rollout
-        self.client = client
-        self.topics = Topics(store)
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self._lock = threading.Lock()
-        client.on_message = self._on_message
-
-    def subscribe(self) -> None:
-        """Subscribe to what the rollout needs (call once connected)."""
-        for topic in (self.topics.device_status_all(), self.topics.state_shift(), self.topics.cmd("+")):
-            self.client.subscribe(topic, qos=1)
-
-    def step(self) -> list[str]:
-        """Run one decision step and publish its offers; returns the devices offered to."""
-        from hub.contract.envelopes import encode  # noqa: PLC0415
-
-        with self._lock:
-            jobs = self.rollout.step(self.clock())
-        for device_id, job in jobs:
-            self.client.publish(self.topics.device_do(device_id), encode(job), qos=1)
-        return [device_id for device_id, _ in jobs]
-
-    def _on_message(self, _client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
-        try:
-            payload = json.loads(message.payload)
-        except ValueError:
-            return
-        if not isinstance(payload, dict):
-            return
-        parts = message.topic.removeprefix(self.topics.root).split("/")
-        with self._lock:
-            if parts[0] == "device" and len(parts) == 3 and parts[2] == "status":  # noqa: PLR2004
-                self.rollout.note_status(parts[1], payload)
-            elif parts == ["state", "shift"]:
-                self.rollout.note_shift(payload)
-            elif parts[0] == "cmd" and len(parts) == 2 and payload.get("type") == "device.result":  # noqa: PLR2004
-                body = payload.get("body")
-                if isinstance(body, dict):
-                    self.rollout.note_result(parts[1], body)
+# -- the CLI: hand the release to the running hub, then follow it ---------------------------------
+EXIT_STOPPED: Final = 1
+EXIT_STILL_RUNNING: Final = 3
 
 
 def rollout_cli(args: argparse.Namespace) -> int:
-    """`storehub-fw rollout` (options in firmware_tools/cli.py)."""
-    import paho.mqtt.client as paho  # noqa: PLC0415
-    from paho.mqtt.enums import CallbackAPIVersion  # noqa: PLC0415
+    """`storehub-fw rollout [status|stop] --config …` (options in firmware_tools/cli.py)."""
+    from firmware_tools.cli import FwCliError, _load_config  # noqa: PLC0415
+
+    loaded = _load_config(args.config)
+    if args.action == "status":
+        _emit(_ask(loaded.data_dir, "ota.status", {}))
+        return 0
+    if args.action == "stop":
+        _emit(_ask(loaded.data_dir, "ota.stop", {"reason": args.reason} if args.reason else {}))
+        return 0
+    if args.manifest is None or args.image is None or args.percent is None:
+        raise FwCliError("rollout needs --manifest, --image and --percent")
+    if not 0 < args.percent <= MAX_PERCENT:
+        raise FwCliError(f"--percent must be 1-100, got {args.percent}")
+    manifest = _stage_release(loaded, args.manifest, args.image)
+    body: dict[str, Any] = {
+        "kind": manifest.device_kind,
+        "version": manifest.version,
+        "percent": args.percent,
+        "force": args.force,
+    }
+    if args.max_failures is not None:
+        body["max_failures"] = args.max_failures
+    if args.offer_timeout is not None:
+        body["offer_timeout_s"] = args.offer_timeout
+    summary = _ask(loaded.data_dir, "ota.rollout", body)
+    _emit(summary)
+    if args.no_follow:
+        return 0
+    deadline = time.monotonic() + args.follow_timeout
+    while summary.get("state") in ("running", "waiting_shift") and time.monotonic() < deadline:
+        time.sleep(args.interval)
+        latest = _ask(loaded.data_dir, "ota.status", {})
+        if latest != summary:
+            _emit(latest)
+        summary = latest
+    if summary.get("state") == "complete":
+        if failed := summary.get("failed"):
+            sys.stderr.write(f"storehub-fw: the wave is complete, but {len(failed)} device(s) failed: {failed}\n")
+        return 0
+    if summary.get("state") == "stopped":
+        sys.stderr.write(f"storehub-fw: the rollout stopped: {summary.get('stopped_reason')}\n")
+        return EXIT_STOPPED
+    sys.stderr.write(
+        f"storehub-fw: still {summary.get('state')} after {args.follow_timeout:g} s; the hub carries on "
+        "(`storehub-fw rollout status --config …`)\n"
+    )
+    return EXIT_STILL_RUNNING
+
+
+def _stage_release(loaded: LoadedConfig, manifest_file: Path, image: Path) -> Manifest:
+    """Put the release in the hub's firmware directory (checked with `[ota] trusted_key`) unless it is there."""
+    from firmware_tools.cli import FwCliError  # noqa: PLC0415
+    from firmware_tools.ota import OtaRefusedError, verify_image  # noqa: PLC0415
+    from firmware_tools.server import FirmwareStore, read_manifest  # noqa: PLC0415
+    from hub.web.app import FIRMWARE_DIR  # noqa: PLC0415
+
+    key = loaded.config.ota.trusted_key
+    if not key:
+        raise FwCliError(f"{loaded.path}: set [ota] trusted_key (the public key `storehub-fw keygen` printed)")
+    store = FirmwareStore(loaded.data_dir / FIRMWARE_DIR)
+    try:
+        manifest = read_manifest(manifest_file)
+        found = store.get(manifest.device_kind, manifest.version)
+        if found is None:
+            return store.add(image, manifest_file, key)
+        if found[0] != manifest:
+            raise FwCliError(
+                f"{manifest.device_kind} {manifest.version} is already in {store.root} with another manifest; "
+                "a version is never replaced: sign a new version"
+            )
+        verify_image(manifest, image.read_bytes())
+    except OtaRefusedError as exc:
+        raise FwCliError(f"refused: {exc.code}: {exc}") from exc
+    except OSError as exc:
+        raise FwCliError(f"{exc.filename or image}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise FwCliError(str(exc).splitlines()[0]) from exc
+    return manifest
+
+
+def _ask(data_dir: Path, type_: str, body: dict[str, Any]) -> dict[str, Any]:
+    """One control request to the running hub; its result, or FwCliError with the hub's refusal."""
+    import asyncio  # noqa: PLC0415
 
     from firmware_tools.cli import FwCliError  # noqa: PLC0415
-    from firmware_tools.server import read_manifest  # noqa: PLC0415
+    from hub.app import HubError, control_request  # noqa: PLC0415
 
     try:
-        manifest = read_manifest(args.manifest)
-        policy = RolloutPolicy(
-            args.percent, force=args.force, max_failures=args.max_failures, offer_timeout_s=args.offer_timeout
-        )
-        password = args.password_file.read_text(encoding="utf-8").strip()
-    except (OSError, ValueError) as exc:
-        raise FwCliError(str(exc)) from exc
-    rollout = Rollout(manifest, args.url, policy)
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=args.username, protocol=paho.MQTTv5)
-    client.username_pw_set(args.username, password)
-    runner = MqttRolloutRunner(rollout, client, args.store)
-    connected = threading.Event()
+        answer = asyncio.run(control_request(data_dir, type_, body))
+    except (HubError, OSError) as exc:
+        raise FwCliError(f"the hub did not answer: {exc}") from exc
+    if answer is None:
+        raise FwCliError(f"no hub is running on {data_dir}: rollouts run in the hub (start it first)")
+    if not answer.get("ok"):
+        error = answer.get("error") or {}
+        raise FwCliError(f"{error.get('code', 'error')}: {error.get('message', 'refused')}")
+    result: dict[str, Any] = answer.get("result") or {}
+    return result
 
-    def on_connect(*_args: object) -> None:
-        runner.subscribe()
-        connected.set()
 
-    client.on_connect = on_connect
-    try:
-        client.connect(args.broker_host, args.broker_port, keepalive=30)
-    except OSError as exc:
-        raise FwCliError(f"cannot reach the broker at {args.broker_host}:{args.broker_port}: {exc}") from exc
-    client.loop_start()
-    try:
-        if not connected.wait(10):
-            raise FwCliError("the broker did not accept the connection (credentials?)")
-        deadline = time.monotonic() + args.max_duration
-        time.sleep(min(args.interval, 1.0))  # let the retained statuses and shift arrive first
-        while rollout.state in ("running", "waiting_shift") and time.monotonic() < deadline:
-            runner.step()
-            sys.stdout.write(json.dumps(rollout.summary()) + "\n")
-            sys.stdout.flush()
-            time.sleep(args.interval)
-        runner.step()
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    sys.stdout.write(json.dumps(rollout.summary()) + "\n")
-    return 0 if rollout.state == "complete" else 1
+def _emit(summary: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(summary) + "\n")
+    sys.stdout.flush()

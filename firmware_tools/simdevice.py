@@ -19,6 +19,7 @@ import logging
 import os
 import select
 import socket
+import ssl
 import threading
 import tty
 from dataclasses import dataclass
@@ -93,6 +94,11 @@ class SimMicrocontroller:
             return {}
         data: dict[str, str] = json.loads(self.flash.read_text(encoding="utf-8"))["settings"]
         return data
+
+    @property
+    def ca_pem(self) -> str | None:
+        """The store CA certificate in flash (PEM), if the device was handed one."""
+        return ca_pem(self.committed)
 
     def _write_flash(self, settings: dict[str, str]) -> None:
         tmp = self.flash.with_suffix(".tmp")
@@ -208,7 +214,15 @@ class SimMicrocontroller:
         if frame.verb == "COMMIT":
             if not self.staged:
                 return ["ERR", "nothing_staged", "nothing to commit"]
-            self._write_flash(self.committed | self.staged)
+            settings = self.committed | self.staged
+            if any(protocol.is_ca_chunk(k) or k == "ca_sha256" for k in self.staged):
+                # A new CA replaces the old one whole: no chunk of an older, longer certificate survives.
+                settings = {k: v for k, v in self.committed.items() if not protocol.is_ca_chunk(k)} | self.staged
+                try:
+                    protocol.join_ca(settings)
+                except ValueError as exc:
+                    return ["ERR", "bad_value", str(exc)]
+            self._write_flash(settings)
             self.staged = {}
             return ["OK"]
         if frame.verb == "ABORT":
@@ -218,6 +232,12 @@ class SimMicrocontroller:
             self.staged = {}
             return ["OK"]
         return ["ERR", "unknown_verb", frame.verb]
+
+
+def ca_pem(settings: dict[str, str]) -> str | None:
+    """The CA certificate carried by committed settings, as PEM (what a TLS client loads)."""
+    der = protocol.join_ca(settings)
+    return None if der is None else ssl.DER_cert_to_PEM_cert(der)
 
 
 class SimMqttDevice:
@@ -322,7 +342,7 @@ class SimMqttDevice:
                 manifest = Manifest.model_validate(job.body["manifest"])
                 url = str(job.body["url"])
                 self._progress("downloading", version=manifest.version, progress=0)
-                response = httpx.get(url, timeout=30)
+                response = httpx.get(url, timeout=30, verify=self._tls_context())
                 response.raise_for_status()
                 image = response.content
                 self._progress("verifying", version=manifest.version, progress=100)
@@ -339,6 +359,11 @@ class SimMqttDevice:
                 return
             self._result(job.id, ok=True, detail=f"installed {manifest.version}")
             self._reboot_into(manifest.version)
+
+    def _tls_context(self) -> ssl.SSLContext | bool:
+        """HTTPS downloads trust the store CA the device was provisioned with (and nothing else)."""
+        pem = ca_pem(self.settings)
+        return ssl.create_default_context(cadata=pem) if pem is not None else True
 
     def _flash_image(self) -> None:
         if self.faults.fail_install:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hub.config import LoadedConfig
+    from hub.ota import OtaService
     from hub.web.runtime import WebRuntime
 
 log = logging.getLogger("storehub.hub")
@@ -270,9 +271,11 @@ class Hub:
         self.bus: PahoBus | None = None
         self.web: WebRuntime | None = None
         self.printing: PrintService | None = None
+        self.ota: OtaService | None = None
         self.started_at = format_time(datetime.now(UTC))
         self._stop = asyncio.Event()
         self._presence: Callable[[str, dict[str, Any]], None] | None = None
+        self._submit: Callable[[str, bytes], None] | None = None
         self._engine_answered = time.monotonic()
         self._systemd = sdnotify.Notifier.from_environment()  # before any child inherits it
 
@@ -303,7 +306,7 @@ class Hub:
             try:
                 await bus.start(
                     self._status(),
-                    on_command=engine.submit,
+                    on_command=self._command,
                     on_device_status=self._device_status,
                     on_connect=self._on_connect,
                 )
@@ -318,7 +321,11 @@ class Hub:
                     # and the control socket last, so `storehub hub status` answers when all is up.
                     web = await self._start_web(engine)
                     engine.attach(web.publisher(bus))
-                    self._presence = web.on_device_status(engine.note_device_status)
+                    # Firmware rollouts see device statuses and results on their way to the engine.
+                    ota = self.ota = self._ota(engine, bus)
+                    self._presence = ota.tap_status(web.on_device_status(engine.note_device_status))
+                    self._submit = ota.tap_command(engine.submit)
+                    ota.start()
                     server = await asyncio.start_unix_server(
                         self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
                     )
@@ -343,6 +350,8 @@ class Hub:
                     with contextlib.suppress(FileNotFoundError):
                         (self.data_dir / SOCKET_NAME).unlink()
             finally:
+                if self.ota is not None:
+                    await self.ota.stop()
                 if web is not None:
                     await web.stop()
                 await printing.stop()
@@ -360,12 +369,25 @@ class Hub:
         await self.web.start()
         return self.web
 
+    def _command(self, device_id: str, payload: bytes) -> None:
+        """A command from `cmd/{device}`: to the engine (through the rollouts' tap once it is up)."""
+        if self._submit is not None:
+            self._submit(device_id, payload)
+        elif self.engine is not None:
+            self.engine.submit(device_id, payload)
+
     def _device_status(self, device_id: str, status: dict[str, Any]) -> None:
         """Presence from `device/{id}/status`: the engine's, and the manager page's once it is up."""
         if self._presence is not None:
             self._presence(device_id, status)
         elif self.engine is not None:
             self.engine.note_device_status(device_id, status)
+
+    def _ota(self, engine: Engine, bus: PahoBus) -> OtaService:
+        """Firmware rollouts (hub/ota.py); stepped once the bus is up."""
+        from hub.ota import OtaService  # noqa: PLC0415 - FastAPI (the firmware router) only where the hub runs
+
+        return OtaService(engine, self.loaded, bus.connected.is_set)
 
     def _status(self) -> HubStatus:
         assert self.engine is not None  # noqa: S101 - called after the engine exists
@@ -436,6 +458,8 @@ class Hub:
             return await self.web.pair_code(body)
         if self.printing is not None and type_ in CONTROL_PRINTING:
             return await self.printing.control(type_, body, self.engine.head.seq)
+        if self.ota is not None and type_ in self.ota.requests:
+            return await self.ota.control(type_, body)
         if type_ == "hub.status":
             described = self.describe()
             if body.get("reset_stats"):

@@ -108,6 +108,21 @@ class TlsSection(BaseModel):
     """false: the plaintext MQTT listeners answer on 127.0.0.1 only (the hub and on-hub services)."""
 
 
+class OtaSection(BaseModel):
+    """`[ota]`: firmware rollouts run by the hub (docs/operations.md, "Firmware updates")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    trusted_key: str | None = None
+    """The base64 Ed25519 public key releases must be signed with (`storehub-fw keygen` prints it)."""
+    image_base_url: str | None = None
+    """How devices reach the hub's web server, e.g. `http://192.168.10.2:8080` (default: from [tls]/[web])."""
+    step_interval_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    offer_timeout_s: Annotated[float, Field(gt=0, le=24 * 3600)] = 900.0
+    job_ttl_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    max_failures: Annotated[int, Field(ge=1, le=1000)] = 1
+
+
 class StaffEntry(BaseModel):
     """`[[staff]]`: bootstraps an empty database only; afterwards staff live in the hub."""
 
@@ -228,6 +243,7 @@ class StoreConfig(BaseSettings):
     broker: BrokerSection = Field(default_factory=BrokerSection)
     web: WebSection = Field(default_factory=WebSection)
     tls: TlsSection = Field(default_factory=TlsSection)
+    ota: OtaSection = Field(default_factory=OtaSection)
     relay: dict[str, Any] | None = None
     """`[relay]` belongs to the relay process (cloud_relay/config.py validates it); the hub only keeps it."""
     staff: list[StaffEntry] = Field(default_factory=list)

@@ -62,6 +62,9 @@ _EXTENSIONS: Final = {  # compatible extensions, listed in docs/contract.md
     "store.configured": "The store's configuration changed.",
     "printers.configured": "The printer table changed: printers, backups, station routes, receipt and expo printers.",
     "drawer.kicked": "A cash drawer was popped (or the kick expired unsent), with reason, employee and drawer.",
+    "ota.rollout_started": "A signed firmware release is offered to a percent of a device kind (or the wave widened).",
+    "ota.rollout_stopped": "A firmware rollout stopped for good (device failures or the operator), with each failure.",
+    "ota.rollout_finished": "A firmware rollout's wave reached its percentage, with the devices updated.",
 }
 
 EVENT_DESCRIPTIONS: Final[dict[str, str]] = _V1 | _EXTENSIONS

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from hub.contract.commands import Pin, Station
 from hub.contract.menu import Menu
 from hub.contract.types import DeviceId, Id
+from hub.domain.firmware import FIRMWARE_COMMANDS
 from hub.domain.printing import PRINT_COMMANDS
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=80, strip_whitespace=True)]
@@ -119,5 +120,6 @@ ADMIN_COMMANDS: dict[str, type[BaseModel]] = {
     "menu.load": MenuLoad,
     "clock.tick": ClockTick,
     **PRINT_COMMANDS,
+    **FIRMWARE_COMMANDS,
 }
 """Every admin command type and the model of its body."""

@@ -22,7 +22,8 @@ needed role substitutes, and is recorded as `approved_by`):
     menu.publish                            manager or the relay device
     staff.add/..., device.add/revoke,       the operator only (device kind `admin`, manager rights);
       tables.configure, menu.load,          with an `actor` in the body (the manager page), that
-      clock.tick, print.*                   active manager is the actor instead of `admin`
+      clock.tick, print/printer/drawer      active manager is the actor instead of `admin`
+      outcomes, ota.rollout_*
 
 A missing approval is `approval_required` where the contract says "approval" (the tablet should
 ask a manager) and `forbidden` where a role is simply too low.
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from hub.contract.commands import COMMANDS
 from hub.contract.errors import ErrorCode
-from hub.domain import catalog, clock, kds, payments, printing, shifts, split, staff, tables, tickets
+from hub.domain import catalog, clock, firmware, kds, payments, printing, shifts, split, staff, tables, tickets
 from hub.domain.admin import ADMIN_COMMANDS
 from hub.domain.errors import DomainError, Forbidden, InvalidCommand, Unauthorized
 from hub.domain.messages import CommandIn, Context, Decision
@@ -119,6 +120,9 @@ RULES: dict[str, Rule] = {
     "print.failed": Rule(printing.failed, "A failed job", auth="admin"),
     "printer.status": Rule(printing.printer_status, "A printer status", auth="admin"),
     "drawer.kicked": Rule(printing.drawer_kicked, "A drawer kick", auth="admin"),
+    "ota.rollout_started": Rule(firmware.rollout_started, "A firmware rollout", auth="admin"),
+    "ota.rollout_stopped": Rule(firmware.rollout_stopped, "A stopped firmware rollout", auth="admin"),
+    "ota.rollout_finished": Rule(firmware.rollout_finished, "A finished firmware rollout", auth="admin"),
 }
 """Every command `decide` handles (`sync` is the engine's)."""
 

@@ -122,3 +122,19 @@ def test_a_result_for_another_job_is_ignored():
 def test_policy_refuses_nonsense(percent, failures):
     with pytest.raises(ValueError):
         RolloutPolicy(percent, max_failures=failures)
+
+
+def test_a_wave_with_failures_below_the_limit_completes_when_no_device_is_left_to_offer():
+    rollout = _rollout(100, devices=2, max_failures=2)
+    rollout.note_status("drawer-away", {"state": "offline", "sess": 1, "kind": "drawer", "fw": "1.0.0"})
+    first, second = (device for device, _ in rollout.step(NOW))
+    _finish(rollout, first)
+    rollout.note_result(second, {"of": rollout.pending[second].job_id, "ok": False, "detail": "download_failed"})
+    assert rollout.state == "running", "an offline device of the kind may still come back and be offered"
+    rollout.note_status("drawer-away", {"state": "online", "sess": 2, "kind": "drawer", "fw": "1.0.0"})
+    ((away, _job),) = rollout.step(NOW)
+    _finish(rollout, away)
+    state: str = rollout.state  # mypy narrowed the property to "running" above
+    assert state == "complete"
+    assert rollout.summary()["failed"] == {second: "download_failed"}
+    assert sorted(rollout.summary()["succeeded"]) == sorted([first, away])
