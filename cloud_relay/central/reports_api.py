@@ -110,6 +110,14 @@ def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) 
         _reader(request)
         return await reports.shift_reconciliation(repo, _filters(store, day_from, day_to))
 
+    @app.get("/v1/reports/offline-card-exposure")
+    async def offline_card_exposure(
+        request: Request, store: str | None = None, day_from: Day = None, day_to: Day = None
+    ) -> list[dict[str, Any]]:
+        """Per store: offline card payments still awaiting authorisation (count, amount, oldest, by day)."""
+        _reader(request)
+        return await reports.offline_card_exposure(repo, _filters(store, day_from, day_to))
+
     @app.get("/v1/reports/speed")
     async def speed(request: Request, store: str | None = None) -> list[dict[str, Any]]:
         """Kitchen speed of service per station."""

@@ -101,16 +101,48 @@ class Repository:
         await self.engine.dispose()
 
     # -- store registry ------------------------------------------------------------------------
-    async def add_store(self, store_id: str, key_hash: str, secret_enc: str, now: str) -> bool:
-        """Register a store; False if the id is taken."""
+    async def add_store(
+        self,
+        store_id: str,
+        key_hash: str,
+        secret_enc: str,
+        now: str,
+        *,
+        timezone: str | None = None,
+        day_starts_at: str | None = None,
+    ) -> bool:
+        """Register a store (with its clock, when HQ knows it); False if the id is taken."""
         async with self._writing(), self.engine.begin() as conn:
             exists = await conn.scalar(select(stores.c.store_id).where(stores.c.store_id == store_id))
             if exists is not None:
                 return False
             await conn.execute(
-                stores.insert().values(store_id=store_id, key_hash=key_hash, secret_enc=secret_enc, created_at=now)
+                stores.insert().values(
+                    store_id=store_id,
+                    key_hash=key_hash,
+                    secret_enc=secret_enc,
+                    created_at=now,
+                    timezone=timezone,
+                    day_starts_at=day_starts_at,
+                )
             )
         return True
+
+    async def set_store_clock(self, store_id: str, timezone: str | None, day_starts_at: str | None) -> bool:
+        """Set a store's time zone and/or business-day start (None: unchanged); False for an unknown store."""
+        values = {k: v for k, v in {"timezone": timezone, "day_starts_at": day_starts_at}.items() if v is not None}
+        async with self._writing(), self.engine.begin() as conn:
+            if await conn.scalar(select(stores.c.store_id).where(stores.c.store_id == store_id)) is None:
+                return False
+            if values:
+                await conn.execute(update(stores).where(stores.c.store_id == store_id).values(**values))
+        return True
+
+    async def store_clocks(self) -> dict[str, tuple[str | None, str | None]]:
+        """Every store's (timezone, day_starts_at) as central holds them (None: not known)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(stores.c.store_id, stores.c.timezone, stores.c.day_starts_at))
+            return {str(r[0]): (r[1], r[2]) for r in rows}
 
     async def get_store(self, store_id: str) -> StoreRecord | None:
         """A registered store, or None."""
