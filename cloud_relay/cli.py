@@ -53,12 +53,7 @@ def register(sub: Any) -> None:
     clock.add_argument("--timezone", help="IANA zone, e.g. America/New_York")
     clock.add_argument("--day-starts-at", help="HH:MM store time")
     clock.set_defaults(handler=_central_store_clock)
-    user = central.add_parser("user", help="HQ dashboard users").add_subparsers(metavar="ACTION")
-    uadd = user.add_parser("add", help="create or reset an HQ user; the password is read from stdin")
-    uadd.add_argument("username")
-    uadd.add_argument("--role", required=True, choices=["admin", "analyst"])
-    uadd.add_argument("--config", type=Path, required=True)
-    uadd.set_defaults(handler=_central_user_add)
+    _register_users(central)
     rebuild = central.add_parser("rebuild", help="rebuild every projection from the stored ledgers")
     rebuild.add_argument("--config", type=Path, required=True)
     rebuild.set_defaults(handler=_central_rebuild)
@@ -66,6 +61,27 @@ def register(sub: Any) -> None:
     audit.add_argument("store_id")
     audit.add_argument("--config", type=Path, required=True)
     audit.set_defaults(handler=_central_store_audit)
+
+
+def _register_users(central: Any) -> None:
+    user = central.add_parser("user", help="HQ dashboard users").add_subparsers(metavar="ACTION")
+    uadd = user.add_parser("add", help="create or reset an HQ user; the password is read from stdin")
+    uadd.add_argument("username")
+    uadd.add_argument("--role", required=True, choices=["admin", "analyst"])
+    uadd.add_argument("--config", type=Path, required=True)
+    uadd.set_defaults(handler=_central_user_add)
+    utoken = user.add_parser("token", help="mint an API token for an HQ user; printed once (JSON)")
+    utoken.add_argument("username")
+    utoken.add_argument("--config", type=Path, required=True)
+    utoken.set_defaults(handler=_central_user_token)
+    utokens = user.add_parser("tokens", help="an HQ user's API tokens: ids, created, revoked (JSON)")
+    utokens.add_argument("username")
+    utokens.add_argument("--config", type=Path, required=True)
+    utokens.set_defaults(handler=_central_user_tokens)
+    urevoke = user.add_parser("revoke", help="revoke an API token at once, by its id")
+    urevoke.add_argument("token_id")
+    urevoke.add_argument("--config", type=Path, required=True)
+    urevoke.set_defaults(handler=_central_user_revoke)
 
 
 def register_bench(bench: Any) -> None:
@@ -301,6 +317,61 @@ def _central_user_add(args: argparse.Namespace) -> int:
     asyncio.run(_go())
     _out(json.dumps({"user": args.username, "role": args.role}))
     return 0
+
+
+def _central_user_token(args: argparse.Namespace) -> int:
+    from cloud_relay.central.keys import hash_key, new_api_token  # noqa: PLC0415
+    from hub.contract.types import format_time  # noqa: PLC0415
+
+    token_id, token = new_api_token()
+
+    async def _go(repo: Any) -> bool:
+        ok: bool = await repo.add_token(token_id, args.username, hash_key(token), format_time(datetime.now(UTC)))
+        return ok
+
+    if not _with_repo(args.config, _go):
+        raise RelayCliError(f"no HQ user {args.username!r}: add one first with `storehub central user add`")
+    _out(json.dumps({"user": args.username, "token_id": token_id, "token": token}))
+    return 0
+
+
+def _central_user_tokens(args: argparse.Namespace) -> int:
+    async def _go(repo: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await repo.tokens(args.username)
+        return found
+
+    _out(json.dumps({"user": args.username, "tokens": _with_repo(args.config, _go)}))
+    return 0
+
+
+def _central_user_revoke(args: argparse.Namespace) -> int:
+    from hub.contract.types import format_time  # noqa: PLC0415
+
+    async def _go(repo: Any) -> bool:
+        ok: bool = await repo.revoke_token(args.token_id, format_time(datetime.now(UTC)))
+        return ok
+
+    if not _with_repo(args.config, _go):
+        raise RelayCliError(f"no API token {args.token_id!r} (see `storehub central user tokens NAME`)")
+    _out(json.dumps({"revoked": args.token_id}))
+    return 0
+
+
+def _with_repo(config: Path, act: Any) -> Any:
+    from cloud_relay.central.config import load_central_config  # noqa: PLC0415
+    from cloud_relay.central.repository import Repository  # noqa: PLC0415
+
+    settings = load_central_config(config)
+
+    async def _go() -> Any:
+        repo = Repository.open(settings.database_url)
+        try:
+            await repo.migrate()
+            return await act(repo)
+        finally:
+            await repo.close()
+
+    return asyncio.run(_go())
 
 
 def _central_rebuild(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 
 from cloud_relay.central.batch import BatchRefusedError, TooManyEntriesError, check_batch
 from cloud_relay.central.dashboard import add_dashboard
+from cloud_relay.central.hq_auth import HqAuth
 from cloud_relay.central.keys import key_matches
 from cloud_relay.central.projections import Projector
 from cloud_relay.central.reports_api import add_report_routes
@@ -114,8 +115,9 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
         """Refused batches of a store (HQ alerts)."""
         return await repo.quarantined(store)
 
-    add_report_routes(app, repo, settings)
-    add_dashboard(app, repo, box)
+    auth = HqAuth(repo, box)
+    add_report_routes(app, repo, auth)
+    add_dashboard(app, repo, auth)
     return app
 
 

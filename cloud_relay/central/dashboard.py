@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
 
 from cloud_relay.central import reports
+from cloud_relay.central.hq_auth import COOKIE, SESSION_TTL_S
 from cloud_relay.central.keys import new_credentials
 from cloud_relay.central.storetime import check_zone
 from cloud_relay.central.svg import bar_chart
@@ -27,11 +28,10 @@ from hub.domain.auth import verify_pin_hash
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from cloud_relay.central.hq_auth import HqAuth
     from cloud_relay.central.keys import SecretBox
     from cloud_relay.central.repository import Repository
 
-COOKIE: Final = "storehub_hq"
-SESSION_TTL_S: Final = 8 * 3600
 ROLES: Final = ("admin", "analyst")
 CSV_REPORTS: Final = (
     "sales", "item-mix", "tenders", "exceptions", "shifts", "speed", "connectivity", "offline-card-exposure",
@@ -39,13 +39,11 @@ CSV_REPORTS: Final = (
 Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
-def add_dashboard(app: FastAPI, repo: Repository, box: SecretBox) -> None:
+def add_dashboard(app: FastAPI, repo: Repository, auth: HqAuth) -> None:
     """Register the HQ pages on `app`."""
     env = Environment(loader=DictLoader(TEMPLATES), autoescape=select_autoescape(default=True))
-
-    def session(request: Request) -> dict[str, str] | None:
-        cookie = request.cookies.get(COOKIE)
-        return box.open_session(cookie, SESSION_TTL_S) if cookie else None
+    box = auth.box
+    session = auth.session
 
     def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from cloud_relay.central.schema import (
+    hq_tokens,
     hq_users,
     ledger_entries,
     menu_current,
@@ -224,6 +225,50 @@ class Repository:
                 )
             ).first()
         return None if row is None else (str(row.role), str(row.password_hash))
+
+    async def add_token(self, token_id: str, username: str, token_hash: str, now: str) -> bool:
+        """Keep a new API token's hash for an HQ user; False if there is no such user."""
+        async with self._writing(), self.engine.begin() as conn:
+            if await conn.scalar(select(hq_users.c.username).where(hq_users.c.username == username)) is None:
+                return False
+            await conn.execute(
+                hq_tokens.insert().values(token_id=token_id, username=username, token_hash=token_hash, created_at=now)
+            )
+        return True
+
+    async def revoke_token(self, token_id: str, now: str) -> bool:
+        """Revoke an API token at once; False if there is no such token (revoking twice is harmless)."""
+        async with self._writing(), self.engine.begin() as conn:
+            if await conn.scalar(select(hq_tokens.c.token_id).where(hq_tokens.c.token_id == token_id)) is None:
+                return False
+            await conn.execute(
+                update(hq_tokens)
+                .where(hq_tokens.c.token_id == token_id, hq_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        return True
+
+    async def token_owner(self, token_hash: str) -> tuple[str, str, str | None] | None:
+        """(user name, role, revoked_at) for a token hash, or None when no token (or its user) exists."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(hq_tokens.c.username, hq_users.c.role, hq_tokens.c.revoked_at)
+                    .select_from(hq_tokens.join(hq_users, hq_users.c.username == hq_tokens.c.username))
+                    .where(hq_tokens.c.token_hash == token_hash)
+                )
+            ).first()
+        return None if row is None else (str(row.username), str(row.role), row.revoked_at)
+
+    async def tokens(self, username: str) -> list[dict[str, Any]]:
+        """An HQ user's API tokens (ids and dates; never the tokens)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(hq_tokens.c.token_id, hq_tokens.c.created_at, hq_tokens.c.revoked_at)
+                .where(hq_tokens.c.username == username)
+                .order_by(hq_tokens.c.created_at, hq_tokens.c.token_id)
+            )
+            return [dict(row._mapping) for row in rows]  # noqa: SLF001 - SQLAlchemy's public row API
 
     # -- ingest --------------------------------------------------------------------------------
     async def ingest(self, batch: CheckedBatch, now: str) -> IngestResult:

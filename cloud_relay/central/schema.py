@@ -197,6 +197,16 @@ hq_users = Table(
     Column("created_at", String(32), nullable=False),
 )
 
+hq_tokens = Table(
+    "hq_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", String(32), nullable=False),
+    Column("revoked_at", String(32)),
+)
+
 menus = Table(
     "menus",
     metadata,

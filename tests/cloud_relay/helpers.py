@@ -117,6 +117,7 @@ class Central:
     extra: str = ""
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    token: str = ""  # an HQ API token, when a test minted one
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -170,6 +171,14 @@ class Central:
             creds: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
             return creds
         return asyncio.run(_add_store(self.database_url, self.directory / "central.key", store_id))
+
+    def hq_token(self, username: str = "hq-api", role: str = "analyst") -> str:
+        """An HQ user (created if new) and a fresh API token of theirs, through the CLI."""
+        storehub("central", "user", "add", username, "--role", role, "--config", str(self.config),
+                 input_="a long password\n")  # fmt: skip
+        minted = storehub("central", "user", "token", username, "--config", str(self.config))
+        token: str = json.loads(minted.stdout.strip().splitlines()[-1])["token"]
+        return token
 
     def audit(self, store_id: str) -> dict[str, Any]:
         """What central holds for a store."""

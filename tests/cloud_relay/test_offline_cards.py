@@ -13,14 +13,12 @@ from tests.cloud_relay.helpers import Central, chain, post_entries, storehub, wa
 if TYPE_CHECKING:
     from pathlib import Path
 
-TOKEN = "reports-token-" + "x" * 16
-
 
 def _exposure(central: Central, store_id: str) -> list[dict[str, Any]]:
     answer = httpx.get(
         central.url + "/v1/reports/offline-card-exposure",
         params={"store": store_id},
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {central.token}"},
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
@@ -40,7 +38,8 @@ def _card(payment_id: str, amount: int, tip: int = 0, **extra: Any) -> dict[str,
 
 def test_offline_cards_are_exposure_until_authorised_or_declined(tmp_path: Path, database_url: str) -> None:
     store_id = "oc-" + secrets.token_hex(3)
-    central = Central(tmp_path / "central", database_url, extra=f'reports_token = "{TOKEN}"\n').start()
+    central = Central(tmp_path / "central", database_url).start()
+    central.token = central.hq_token()
     try:
         creds = central.add_store(store_id)
         cash = {"payment_id": "p-cash", "kind": "cash", "amount": 300, "tip": 0, "tendered": 500, "change": 200,

@@ -13,14 +13,12 @@ from tests.cloud_relay.helpers import Central, chain, post_entries, storehub, wa
 if TYPE_CHECKING:
     from pathlib import Path
 
-TOKEN = "reports-token-" + "x" * 16
-
 
 def _sales(central: Central, store_id: str, by: str) -> list[tuple[Any, ...]]:
     answer = httpx.get(
         central.url + "/v1/reports/sales",
         params={"store": store_id, "by": by},
-        headers={"Authorization": f"Bearer {TOKEN}"},
+        headers={"Authorization": f"Bearer {central.token}"},
         timeout=30,
     )
     assert answer.status_code == 200, answer.text
@@ -44,7 +42,8 @@ def _ticket(
 
 def test_hours_and_days_are_the_stores_own(tmp_path: Path, database_url: str) -> None:
     store_id = "tz-" + secrets.token_hex(3)
-    central = Central(tmp_path / "central", database_url, extra=f'reports_token = "{TOKEN}"\n').start()
+    central = Central(tmp_path / "central", database_url).start()
+    central.token = central.hq_token()
     try:
         # HQ knows the store's clock from `store add` (the hub's [store] timezone, business_day_starts_at).
         added = storehub(
