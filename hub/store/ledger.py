@@ -24,9 +24,14 @@ INSERT_SQL: Final = (
 _COLUMNS: Final = "seq, epoch, at, type, actor, device, cmd, data, prev_hash, hash"
 
 
+# json.dumps with options builds a new encoder per call; these are the same encoders, built once.
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_encode_str: Final = json.encoder.encode_basestring  # json.dumps(str, ensure_ascii=False), without the set-up
+
+
 def canonical_json(obj: Any) -> bytes:
     """The contract's canonical JSON: sorted keys, no spaces, UTF-8, no ASCII escaping."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(obj).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,10 @@ def make_entry(
 
 
 def _dumps_scalar(value: str | None) -> str:
+    if value is None:
+        return "null"
+    if type(value) is str:
+        return _encode_str(value)
     return json.dumps(value, ensure_ascii=False)
 
 
