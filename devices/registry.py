@@ -10,11 +10,13 @@ A code is valid for `ttl_s` (10 minutes) and can be claimed by exactly one reque
 while the engine registers the device, consumed when that succeeded, and released when the engine
 refused (a device id already taken), so a corrected retry works. Wrong codes are counted per client:
 `max_failures` wrong codes within `window_s` lock that client out for `lockout_s`, so the 10^6 code
-space cannot be walked. Codes live in memory only: a hub restart forgets them (pair again).
+space cannot be walked. Codes are known by their sha256 (`code_hash`): the hub stores that (the
+manager page keeps open codes across a restart, `restore`), never the digits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,9 +41,14 @@ class PairingError(Exception):
         self.status = status
 
 
+def code_hash(code: str) -> str:
+    """How a code is known once its digits are off the screen (stored, looked up)."""
+    return hashlib.sha256(f"storehub-pair:{code}".encode()).hexdigest()
+
+
 @dataclass(slots=True)
 class Offer:
-    """A code on screen: what it may pair and until when."""
+    """A code on screen: what it may pair and until when (`code` is "" for one restored after a restart)."""
 
     code: str
     expires_at: datetime
@@ -50,6 +57,12 @@ class Offer:
     issued_by: str | None = None
     state: str = "open"  # open → reserved → used
     device_id: str | None = None
+    issued_at: datetime | None = None
+    hash: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.hash:
+            self.hash = code_hash(self.code)
 
 
 @dataclass(slots=True)
@@ -89,11 +102,18 @@ class PairingCodes:
         self._expire()
         while True:
             code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-            if code not in self._offers:
+            if code_hash(code) not in self._offers:
                 break
-        offer = Offer(code, self.clock() + self.ttl, kind, tuple(stations), issued_by)
-        self._offers[code] = offer
+        now = self.clock()
+        offer = Offer(code, now + self.ttl, kind, tuple(stations), issued_by, issued_at=now)
+        self._offers[offer.hash] = offer
         return offer
+
+    def restore(self, offers: list[Offer]) -> None:
+        """Take back codes stored before a restart (open or used, not expired); their digits are not known."""
+        for offer in offers:
+            if offer.state in ("open", "used") and offer.expires_at > self.clock():
+                self._offers.setdefault(offer.hash, offer)
 
     def pending(self) -> list[Offer]:
         """Codes still open, soonest expiry first."""
@@ -108,7 +128,7 @@ class PairingCodes:
         if failures is not None and failures.locked_until is not None and now < failures.locked_until:
             wait = int((failures.locked_until - now).total_seconds()) + 1
             raise PairingError("rate_limited", f"Too many wrong pairing codes; try again in {wait} s", 429)
-        offer = self._offers.get(code)
+        offer = self._offers.get(code_hash(code))
         if offer is None or offer.state != "open":
             self._fail(client, now)
             used = offer is not None
@@ -149,8 +169,8 @@ class PairingCodes:
     def _expire(self) -> None:
         now = self.clock()
         # A used code stays known until its expiry, so a replay is told "already used" rather than "unknown".
-        for code in [c for c, o in self._offers.items() if o.expires_at <= now and o.state != "reserved"]:
-            del self._offers[code]
+        for key in [k for k, o in self._offers.items() if o.expires_at <= now and o.state != "reserved"]:
+            del self._offers[key]
         stale = [c for c, f in self._failures.items() if (f.locked_until or now) <= now and not f.times]
         for client in stale:
             del self._failures[client]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -30,7 +31,7 @@ from hub.store.db import Database
 from hub.tls import StorePki, TlsError, ensure_store_pki
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from pathlib import Path
 
     from hub.config import LoadedConfig
@@ -43,6 +44,8 @@ LOCK_NAME: Final = "hub.lock"
 SOCKET_NAME: Final = "hub.sock"
 HUB_SECRET_NAME: Final = "hub.secret"  # noqa: S105 - a file name, not a secret
 CONTROL_LIMIT: Final = 1 << 20
+GC_YOUNG: Final = 10_000
+"""Allocations between young-generation collections (the interpreter's default is 700)."""
 
 
 CONTROL_PRINTING: Final = frozenset({"printers.list", "print.preview"})
@@ -68,6 +71,22 @@ class HubError(Exception):
     """The hub cannot start or the operation cannot be done; the message says why."""
 
 
+def settle_memory() -> None:
+    """Once start-up is done: keep the cyclic garbage collector off what start-up loaded, and run it less.
+
+    The store's state, the menu, the models and the imported modules live as long as the hub; every
+    full collection would walk them all again, a pause that grows with the day's tickets and lands
+    on whichever command is being decided. Freezing moves them out of the collector's sight (plain
+    reference counting still frees them), and a larger young generation (`GC_YOUNG`) collects the
+    engine's short-lived objects in fewer, equally cheap passes. Measured with the engine alone:
+    about a tenth less CPU per command.
+    """
+    gc.collect()
+    gc.freeze()
+    _young, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG, middle, old)
+
+
 def store_settings(loaded: LoadedConfig) -> domain.StoreSettings:
     """The domain's view of the config."""
     cfg = loaded.config
@@ -80,6 +99,7 @@ def store_settings(loaded: LoadedConfig) -> domain.StoreSettings:
         token_ttl_s=cfg.hub.token_ttl_s,
         attention_no_order_s=cfg.hub.attention_no_order_s,
         attention_idle_s=cfg.hub.attention_idle_s,
+        shared_devices=("web",),  # the manager page limits wrong PINs per browser (hub.web.sessions)
     )
 
 
@@ -235,6 +255,7 @@ class Hub:
         self.printing: PrintService | None = None
         self.started_at = format_time(datetime.now(UTC))
         self._stop = asyncio.Event()
+        self._presence: Callable[[str, dict[str, Any]], None] | None = None
         self._engine_answered = time.monotonic()
         self._systemd = sdnotify.Notifier.from_environment()  # before any child inherits it
 
@@ -255,33 +276,41 @@ class Hub:
             else:
                 await apply_registry(engine, self.loaded)
             engine.on_devices_changed = self._devices_changed
-            web = await self._start_web(engine)
             printing = self.printing = await start_printing(engine, self.loaded)
             bus = PahoBus(
                 BusSettings(cfg.broker.host, cfg.broker.port, "hub", hub_password(self.data_dir)), engine.topics
             )
             self.bus = bus
-            engine.attach(web.publisher(bus))
+            engine.attach(bus)
+            web: WebRuntime | None = None
             try:
                 await bus.start(
                     self._status(),
                     on_command=engine.submit,
-                    on_device_status=web.on_device_status(engine.note_device_status),
+                    on_device_status=self._device_status,
                     on_connect=self._on_connect,
                 )
-                server = await asyncio.start_unix_server(
-                    self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
-                )
-                (self.data_dir / SOCKET_NAME).chmod(0o600)
                 ticker = asyncio.create_task(self._tick_loop(), name="ticker")
                 ready_ms = round((time.perf_counter() - t0) * 1000, 1)
                 log.info("hub ready", extra={"store": cfg.store.id, "seq": engine.head.seq, "ready_ms": ready_ms})
-                if on_ready is not None:
-                    on_ready()
-                self._engine_answered = time.monotonic()
-                self._systemd.notify(sdnotify.READY, f"STATUS=ready in {ready_ms} ms, seq {engine.head.seq}")
                 watchdog = asyncio.create_task(self._watchdog(), name="watchdog")
+                server: asyncio.Server | None = None
                 try:
+                    # Tablets, screens and printers are served from here on; the manager page (FastAPI,
+                    # about a second on a Pi) comes up right behind them instead of in front of them,
+                    # and the control socket last, so `storehub hub status` answers when all is up.
+                    web = await self._start_web(engine)
+                    engine.attach(web.publisher(bus))
+                    self._presence = web.on_device_status(engine.note_device_status)
+                    server = await asyncio.start_unix_server(
+                        self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
+                    )
+                    (self.data_dir / SOCKET_NAME).chmod(0o600)
+                    settle_memory()
+                    if on_ready is not None:
+                        on_ready()
+                    self._engine_answered = time.monotonic()
+                    self._systemd.notify(sdnotify.READY, f"STATUS=ready in {ready_ms} ms, seq {engine.head.seq}")
                     await self._stop.wait()
                 finally:
                     self._systemd.notify(sdnotify.STOPPING)
@@ -291,12 +320,14 @@ class Hub:
                         await ticker
                     with contextlib.suppress(asyncio.CancelledError):
                         await watchdog
-                    server.close()
-                    await server.wait_closed()
+                    if server is not None:
+                        server.close()
+                        await server.wait_closed()
                     with contextlib.suppress(FileNotFoundError):
                         (self.data_dir / SOCKET_NAME).unlink()
             finally:
-                await web.stop()
+                if web is not None:
+                    await web.stop()
                 await printing.stop()
                 await engine.flush_acked()
                 await bus.stop()
@@ -311,6 +342,13 @@ class Hub:
         await self.web.prepare()
         await self.web.start()
         return self.web
+
+    def _device_status(self, device_id: str, status: dict[str, Any]) -> None:
+        """Presence from `device/{id}/status`: the engine's, and the manager page's once it is up."""
+        if self._presence is not None:
+            self._presence(device_id, status)
+        elif self.engine is not None:
+            self.engine.note_device_status(device_id, status)
 
     def _status(self) -> HubStatus:
         assert self.engine is not None  # noqa: S101 - called after the engine exists
@@ -378,7 +416,7 @@ class Hub:
         except (ValueError, KeyError, TypeError):
             return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, "control request must be {type, body, secret?}")
         if type_ == "device.pair_code" and self.web is not None:
-            return self.web.pair_code(body)
+            return await self.web.pair_code(body)
         if self.printing is not None and type_ in CONTROL_PRINTING:
             return await self.printing.control(type_, body, self.engine.head.seq)
         if type_ == "hub.status":

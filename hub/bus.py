@@ -38,6 +38,50 @@ HUB_SESSION_EXPIRY_S = 3600
 MISC_INTERVAL_S = 1.0
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 5.0
+_READ_SIZE = 1 << 16
+_CORK: int | None = getattr(socket, "TCP_CORK", None)
+"""Linux's TCP_CORK (None elsewhere: then packets leave one by one, as before)."""
+
+
+class _ReadBuffered:
+    """paho's plain TCP socket with a read buffer: one recv for many packets instead of three per packet.
+
+    paho reads a packet's first byte, then its length a byte at a time, then its body, each with a
+    system call of its own: about a dozen calls per command for its few small packets. This reads
+    whatever has arrived in one call and hands it out as paho asks. Everything else is the socket's.
+    """
+
+    def __init__(self, raw: socket.socket) -> None:
+        self.raw = raw
+        self._data = b""
+        self._at = 0
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received from the kernel that paho has not taken yet."""
+        return len(self._data) - self._at
+
+    def recv(self, size: int) -> bytes:
+        """Up to `size` bytes: from the buffer, else one large read (BlockingIOError when none arrived)."""
+        if self._at >= len(self._data):
+            data = self.raw.recv(_READ_SIZE)
+            if len(data) <= size:
+                return data  # including b"" at end of stream
+            self._data, self._at = data, 0
+        start = self._at
+        self._at = min(start + size, len(self._data))
+        return self._data[start : self._at]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+class _Client(mqtt.Client):
+    """paho's client with a read-buffered socket for plain TCP (TLS and websockets stay as paho makes them)."""
+
+    def _create_socket(self) -> Any:
+        sock = super()._create_socket()
+        return _ReadBuffered(sock) if type(sock) is socket.socket else sock
 
 
 class BusError(Exception):
@@ -84,7 +128,7 @@ class AsyncMqttClient:
     _lost: asyncio.Event = field(init=False, default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        client = mqtt.Client(
+        client = _Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.settings.username,
             protocol=mqtt.MQTTv5,
@@ -203,9 +247,17 @@ class AsyncMqttClient:
 
     def _socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         del userdata
-        if isinstance(sock, socket.socket):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._loop.add_reader(sock, client.loop_read)
+        raw = sock.raw if isinstance(sock, _ReadBuffered) else sock
+        if isinstance(raw, socket.socket):
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._loop.add_reader(sock, self._read, client, sock)
+
+    @staticmethod
+    def _read(client: mqtt.Client, sock: Any) -> None:
+        """Let paho read every whole packet that has arrived, including what sits in our read buffer."""
+        client.loop_read()
+        while isinstance(sock, _ReadBuffered) and sock.buffered and client.socket() is sock:
+            client.loop_read()  # the kernel may have nothing more, so the loop would not call us again
 
     def _socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         del client, userdata
@@ -214,7 +266,28 @@ class AsyncMqttClient:
 
     def _register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         del userdata
-        self._loop.add_writer(sock, client.loop_write)
+        self._loop.add_writer(sock, self._write, client, sock)
+
+    @staticmethod
+    def _write(client: mqtt.Client, sock: Any) -> None:
+        """Write what paho queued since the last turn of the loop, corked into as few segments as fit.
+
+        With Nagle off (`TCP_NODELAY`, for latency), every packet paho sends would leave as its own
+        TCP segment: a batch's replies, events and PUBACKs would cost the broker one read each.
+        Corking around one `loop_write` sends them in full segments instead, and uncorking flushes
+        at once, so no packet waits for a later one.
+        """
+        if isinstance(sock, _ReadBuffered):
+            sock = sock.raw
+        corked = _CORK is not None and isinstance(sock, socket.socket)
+        if corked:
+            sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
+        try:
+            client.loop_write()
+        finally:
+            if corked:
+                with contextlib.suppress(OSError):  # paho closed it on an error: nothing left to flush
+                    sock.setsockopt(socket.IPPROTO_TCP, _CORK, 0)
 
     def _unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         del client, userdata

@@ -297,8 +297,16 @@ class Engine:
         self._queue.put_nowait(Submission(device_id=device_id, payload=payload, future=future))
         return await future
 
-    async def admin(self, type_: str, body: dict[str, Any], *, secret: str | None = None) -> Reply:
-        """Run a command as the local operator (config bootstrap, the CLI's control socket)."""
+    async def admin(
+        self, type_: str, body: dict[str, Any], *, secret: str | None = None, actor: str | None = None
+    ) -> Reply:
+        """Run a command as the local operator (config bootstrap, the CLI's control socket).
+
+        `actor`: the manager on whose behalf it runs (the manager page); the domain checks they are
+        an active manager and ledgers them as the actor instead of `admin`.
+        """
+        if actor is not None:
+            body = {**body, "actor": actor}
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(
             Submission(device_id=ADMIN_DEVICE, admin_type=type_, admin_body=body, secret=secret, future=future)
@@ -583,15 +591,17 @@ class Engine:
         wanted = [p for p in pendings if p.reply is None and p.envelope is not None]
         if not wanted:
             return
-        devices = sorted({p.sub.device_id for p in wanted})
-        ids = sorted({p.cmd_id for p in wanted if p.cmd_id is not None})
-        # Both columns constrained, so SQLite searches the primary key (device, cmd_id) and never scans;
-        # the few cross pairs this may also return are filtered out below by the exact key.
+        pairs = sorted({(p.sub.device_id, p.cmd_id) for p in wanted if p.cmd_id is not None})
+        if not pairs:
+            return
+        # One primary-key probe per command: the wanted pairs are joined to the table, never crossed
+        # (`device IN (…) AND cmd_id IN (…)` probed every device with every id: 20 tablets by 50 ids).
         sql = (
-            "SELECT device, cmd_id, type, body_hash, reply FROM processed_commands "  # noqa: S608 - placeholders only
-            f"WHERE device IN ({','.join('?' * len(devices))}) AND cmd_id IN ({','.join('?' * len(ids))})"
+            f"WITH wanted(device, cmd_id) AS (VALUES {','.join(['(?,?)'] * len(pairs))}) "  # noqa: S608 - placeholders only
+            "SELECT p.device, p.cmd_id, p.type, p.body_hash, p.reply FROM wanted "
+            "CROSS JOIN processed_commands p ON p.device = wanted.device AND p.cmd_id = wanted.cmd_id"
         )
-        params = [*devices, *ids]
+        params = [value for pair in pairs for value in pair]
         rows = {(r[0], r[1]): r for r in self._lookup.execute(sql, params).fetchall()}
         for p in wanted:
             row = rows.get((p.sub.device_id, p.cmd_id or ""))

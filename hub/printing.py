@@ -27,13 +27,10 @@ from paho.mqtt.properties import Properties
 
 from devices.drawers.mqtt import KICK_TTL, kick_job, kick_payload
 from devices.drawers.serial import SerialDrawer
-from devices.escpos.paper import Paper
-from devices.printers.discovery import PrinterBrowser
 from devices.printers.link import Confirmation, LinkTimings
 from devices.printers.render import Capabilities, render
 from devices.printers.transport import SerialTransport, TcpTransport, Transport
 from devices.printers.worker import Job, PrinterWorker, WorkerTimings
-from devices.sim.printer import VirtualPrinter
 from hub.contract.envelopes import Reply
 from hub.contract.errors import ErrorCode
 from hub.store.ledger import canonical_json
@@ -41,6 +38,8 @@ from hub.store.ledger import canonical_json
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from devices.printers.discovery import PrinterBrowser
+    from devices.sim.printer import VirtualPrinter
     from hub.config import DrawerEntry, PrinterEntry, PrintingSection
     from hub.engine import Engine
     from hub.store.db import Writes
@@ -144,11 +143,15 @@ class PrintService:
         self.cfg = cfg
         self.entries = {p.id: p for p in printers}
         timings = worker_timings(cfg)
-        self.virtual = {
-            p.id: VirtualPrinter(name=p.id, paper_mm=p.paper_mm, advertise=cfg.discovery)
-            for p in printers
-            if p.address.startswith("virtual://")
-        }
+        self.virtual: dict[str, VirtualPrinter] = {}
+        if any(p.address.startswith("virtual://") for p in printers):
+            from devices.sim.printer import VirtualPrinter  # noqa: PLC0415 - the demo's printers only
+
+            self.virtual = {
+                p.id: VirtualPrinter(name=p.id, paper_mm=p.paper_mm, advertise=cfg.discovery)
+                for p in printers
+                if p.address.startswith("virtual://")
+            }
         self.workers: dict[str, PrinterWorker] = {
             p.id: PrinterWorker(
                 p.id,
@@ -202,6 +205,8 @@ class PrintService:
             worker.start()
         self.started = True
         if self.cfg.discovery:
+            from devices.printers.discovery import PrinterBrowser  # noqa: PLC0415 - zeroconf only when discovering
+
             self.browser = PrinterBrowser(
                 self.cfg.discovery_interfaces,
                 misses=self.cfg.discovery_misses,
@@ -426,6 +431,8 @@ class PrintService:
         caps = worker.caps if worker is not None else Capabilities()
         job = Job(job_id=job_id, doc=json.loads(row[1]), routed_from=row[2], reprint=bool(row[3]))
         data = render(job.doc, caps, banners=job.banners())
+        from devices.escpos.paper import Paper  # noqa: PLC0415 - Pillow only when a preview is asked for
+
         return Paper.from_bytes(data, width_dots=384 if caps.paper_mm == 58 else 576).png()  # noqa: PLR2004
 
     async def control(self, type_: str, body: dict[str, Any], seq: int) -> Reply:

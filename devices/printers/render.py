@@ -11,10 +11,90 @@ character outside it prints as "?" instead of breaking the job.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import os
+import platform
+import shutil
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Literal
 
-from escpos.printer import Dummy  # type: ignore[import-untyped]
+
+def _capabilities_cache() -> tuple[Path, bool] | None:
+    """Give python-escpos a persistent place for its capability cache, before it is imported.
+
+    On import, python-escpos parses its capability database (about 1 MB of JSON, read with a
+    pure-Python YAML parser: a third of a second on a Pi-class CPU, in every process) unless it finds
+    a pickle of it. Its default pickle directory is a fresh temporary directory per process, so the
+    pickle is never reused, and it creates that directory even when told to use another one, so
+    every process leaves a directory behind in /tmp. We keep the pickle in systemd's
+    `CACHE_DIRECTORY` (`CacheDirectory=storehub`), else the user's XDG cache, else one fixed
+    directory per user under the temporary directory, and import the library with a private scratch
+    directory as its temporary directory, removed afterwards.
+
+    The library writes its pickle in place while it parses, so a second process starting meanwhile
+    could read half a file: a missing or stale pickle is built in the scratch directory and moved
+    into place whole. Returns (scratch directory, whether the pickle is being built there).
+    """
+    if os.environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR"):
+        return None
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    candidates = [
+        os.environ.get("CACHE_DIRECTORY", "").split(":")[0],
+        str(home / "storehub"),
+        str(Path(tempfile.gettempdir()) / f"storehub-cache-{os.getuid()}"),
+    ]
+    for candidate in filter(None, candidates):
+        directory = Path(candidate) / "escpos"
+        try:
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            scratch = Path(tempfile.mkdtemp(prefix=".import-", dir=directory))
+        except OSError:
+            continue
+        building = not _fresh(directory / _PICKLE)
+        os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(scratch if building else directory)
+        return scratch, building
+    return None
+
+
+def _fresh(pickle: Path) -> bool:
+    """The pickle exists, is whole (only ever moved into place) and is newer than the database."""
+    spec = importlib.util.find_spec("escpos")
+    if spec is None or spec.origin is None:
+        return False
+    database = Path(spec.origin).parent / "capabilities.json"
+    try:
+        return pickle.stat().st_mtime >= database.stat().st_mtime
+    except OSError:
+        return False
+
+
+def _import_dummy() -> Any:
+    """`escpos.printer.Dummy`, imported with its cache in place (see `_capabilities_cache`)."""
+    cache = _capabilities_cache()
+    saved = tempfile.tempdir
+    if cache is not None:
+        tempfile.tempdir = str(cache[0])  # where the library's stray temporary directory lands
+    try:
+        from escpos.printer import Dummy  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        return Dummy
+    finally:
+        tempfile.tempdir = saved
+        if cache is not None:
+            scratch, building = cache
+            if building:
+                with contextlib.suppress(OSError):
+                    (scratch / _PICKLE).replace(scratch.parent / _PICKLE)
+            shutil.rmtree(scratch, ignore_errors=True)
+            os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(scratch.parent)
+
+
+_PICKLE: Final = f"{platform.python_version()}.capabilities.pickle"
+"""The file name python-escpos gives its pickle."""
+Dummy = _import_dummy()
 
 CODE_PAGE: Final = 16
 ENCODING: Final = "cp1252"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -28,8 +29,14 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, as the ledger and every envelope spell time: `…T12:00:00.123Z`."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: the contract only carries UTC times")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return _format_utc(moment)
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_utc(moment: datetime) -> str:
+    # A batch spells the same few moments over and over (its entries' `at`, the tickets it touched),
+    # so they are remembered; equal instants in any offset spell the same, so they may share a slot.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:

@@ -21,9 +21,16 @@ DeviceKind = Literal["tablet", "kds", "drawer", "button", "display", "relay", "p
 
 
 class AdminBody(BaseModel):
-    """Base of every admin body: strict, unknown keys refused."""
+    """Base of every admin body: strict, unknown keys refused.
+
+    `actor`: the manager on whose behalf the operator runs it (the manager page passes the
+    logged-in manager through `Engine.admin(..., actor=…)`); it must be an active manager and is
+    ledgered as the entries' actor. Without it the operator (`admin`) is the actor.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    actor: Id | None = None
 
 
 class StaffAdd(AdminBody):

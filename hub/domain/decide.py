@@ -20,8 +20,9 @@ needed role substitutes, and is recorded as `approved_by`):
     kds.start/bump/recall                   a KDS device (acting as itself) or a manager
     menu.availability                       manager or a KDS device
     menu.publish                            manager or the relay device
-    staff.add/..., device.add/revoke,       the operator only (device kind `admin`, manager rights)
-      tables.configure, menu.load, clock.tick
+    staff.add/..., device.add/revoke,       the operator only (device kind `admin`, manager rights);
+      tables.configure, menu.load,          with an `actor` in the body (the manager page), that
+      clock.tick, print.*                   active manager is the actor instead of `admin`
 
 A missing approval is `approval_required` where the contract says "approval" (the tablet should
 ask a manager) and `forbidden` where a role is simply too low.
@@ -114,6 +115,7 @@ RULES: dict[str, Rule] = {
     "printers.route": Rule(printing.route, "Routing printers", auth="admin"),
     "print.printed": Rule(printing.printed, "A printed job", auth="admin"),
     "print.reroute": Rule(printing.reroute, "Rerouting a job", auth="admin"),
+    "print.test": Rule(printing.test_page, "A test page", auth="admin"),
     "print.failed": Rule(printing.failed, "A failed job", auth="admin"),
     "printer.status": Rule(printing.printer_status, "A printer status", auth="admin"),
     "drawer.kicked": Rule(printing.drawer_kicked, "A drawer kick", auth="admin"),

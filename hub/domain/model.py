@@ -504,12 +504,15 @@ def _clone(value: Any) -> Any:
         return {k: _clone(v) for k, v in value.items()}
     if kind in _NEVER_EDITED or not isinstance(value, Entity):
         return value
-    fields = {}
-    for key, item in value.__dict__.items():
-        item_kind = type(item)
-        if item_kind is list or item_kind is dict or (isinstance(item, Entity) and item_kind not in _NEVER_EDITED):
-            item = _clone(item)  # noqa: PLW2901 - the copy replaces the original
-        fields[key] = item
+    if kind in _FLAT:
+        fields = value.__dict__.copy()  # only immutable scalars: a shallow copy is a deep one
+    else:
+        fields = {}
+        for key, item in value.__dict__.items():
+            item_kind = type(item)
+            if item_kind is list or item_kind is dict or (isinstance(item, Entity) and item_kind not in _NEVER_EDITED):
+                item = _clone(item)  # noqa: PLW2901 - the copy replaces the original
+            fields[key] = item
     copied = object.__new__(kind)
     object.__setattr__(copied, "__dict__", fields)
     object.__setattr__(copied, "__pydantic_fields_set__", set(value.__pydantic_fields_set__))
@@ -524,6 +527,9 @@ _NEVER_EDITED: frozenset[type] = frozenset(
 """Entities evolve creates and replaces but never edits in place: copies may share them."""
 
 _SHARED: frozenset[type] = _NEVER_EDITED | {str, int, bool}
+
+_FLAT: frozenset[type] = frozenset({TaxLine, TenderTotals, EmployeeTotals, Availability})
+"""Entities edited in place whose fields are all immutable scalars (a test checks it): copied shallowly."""
 
 
 def tax_key(rate_bp: int, inclusive: bool) -> str:

@@ -7,7 +7,8 @@
                         same after a restart and its ledger entry shows what was printed
     PRINT_COMMANDS      the operator's and the print service's commands: routing edits and the
                         job outcomes `print.printed` / `print.rerouted` / `print.failed`,
-                        `printer.status`, `drawer.kicked`
+                        `printer.status`, `drawer.kicked`, and `print.test` (a test page queued
+                        like any job)
 
 The print queue itself (SQLite table, one worker per printer) is the hub's adapter
 (`hub.printing`): it is written in the same transaction as these events.
@@ -77,12 +78,20 @@ class PrintDone(_Body):
 
 
 class PrintReroute(_Body):
-    """`print.reroute`: move a held job to the backup printer."""
+    """`print.reroute`: move a held job to the backup printer (`actor`: the manager who did it, see AdminBody)."""
 
     job_id: Id
     from_printer: PrinterId
     to: PrinterId
     reason: Text
+    actor: Id | None = None
+
+
+class PrintTest(_Body):
+    """`print.test`: a test page through the durable queue to one printer (`actor` as in AdminBody)."""
+
+    printer: PrinterId
+    actor: Id | None = None
 
 
 class PrintFailed(_Body):
@@ -120,6 +129,7 @@ PRINT_COMMANDS: dict[str, type[BaseModel]] = {
     "printers.route": PrintersRoute,
     "print.printed": PrintDone,
     "print.reroute": PrintReroute,
+    "print.test": PrintTest,
     "print.failed": PrintFailed,
     "printer.status": PrinterStatusIn,
     "drawer.kicked": DrawerKicked,
@@ -193,6 +203,22 @@ def reroute(w: Work) -> None:
     w.emit(
         "print.rerouted", {"job_id": body.job_id, "from": body.from_printer, "to": body.to, "reason": body.reason}
     )
+
+
+def test_page(w: Work) -> dict[str, Any]:
+    """`print.test` → `print.queued` of a test page on that printer → `{"print_job_id","printer"}`.
+
+    The page goes through the same queue, confirmation and ledger as every chit, so a printed test
+    page proves the whole path from the hub to the paper.
+    """
+    body = w.body(PrintTest)
+    spec = w.state.printing.printers.get(body.printer)
+    if spec is None:
+        raise NotFound(f"No printer {body.printer!r} is configured", printer=body.printer)
+    who = w.employee_name(w.actor) if w.employee is not None else "the operator"
+    note = f"{spec.name}: test page asked by {who} at {w.stamp}"
+    job_id = _queue(w, body.printer, {"kind": "test", "note": note, "store": w.ctx.settings.name})
+    return {"print_job_id": job_id, "printer": body.printer}
 
 
 def failed(w: Work) -> None:

@@ -28,6 +28,10 @@ class StoreSettings(BaseModel):
     attention_no_order_s: PositiveSeconds = 600
     attention_idle_s: PositiveSeconds = 1800
     sync_max_events: Annotated[int, Field(ge=1)] = 500
+    shared_devices: tuple[str, ...] = ()
+    """Devices many people use at once, each from their own client (the manager page, `web`): their
+    adapter limits wrong PINs per client, so here they count per employee only, never per device,
+    and a login there does not end the employee's other sessions on the same device."""
 
     @field_validator("timezone")
     @classmethod

@@ -23,7 +23,8 @@ def login(w: Work) -> dict[str, Any]:
     While `login_max_failures` failures for the employee or the device lie within `login_window_s`,
     logins are refused with `rate_limited` for `login_lockout_s`, without checking the PIN and without
     an event (so a hammering device cannot flood the ledger). A login ends the employee's previous
-    session on the same device and drops expired sessions.
+    session on the same device (except on a shared device: `StoreSettings.shared_devices`) and drops
+    expired sessions.
     """
     body = w.body(StaffLogin)
     employee = w.check_pin(body.employee_id, body.pin, reason="login")
@@ -31,10 +32,12 @@ def login(w: Work) -> dict[str, Any]:
     token = w.ctx.new_token()
     key = token_hash(token)
     expires = w.now + timedelta(seconds=w.ctx.settings.token_ttl_s)
+    shared = w.cmd.device_id in w.ctx.settings.shared_devices  # each browser on the page keeps its own session
     ended = sorted(
         k
         for k, s in w.state.sessions.items()
-        if w.now >= s.expires_at or (s.employee_id == employee.employee_id and s.device == w.cmd.device_id)
+        if w.now >= s.expires_at
+        or (not shared and s.employee_id == employee.employee_id and s.device == w.cmd.device_id)
     )
     w.emit(
         "staff.logged_in",

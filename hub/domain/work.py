@@ -84,10 +84,24 @@ class Work:
 
     # -- who acts -----------------------------------------------------------------------------
     def act_as_device(self) -> None:
-        """The device acts as itself (a KDS bumping, the relay publishing a menu, the admin socket)."""
+        """The device acts as itself (a KDS bumping, the relay publishing a menu, the admin socket).
+
+        An operator command run on behalf of a manager (`actor` in its body: the manager page) is
+        ledgered with that manager as the actor; they must be an active manager right now.
+        """
         self.actor = self.cmd.device_id
         self.as_device = True
         self.role = "manager" if self.cmd.device_kind == ADMIN_KIND else None
+        on_behalf = getattr(self.cmd.body, "actor", None)
+        if self.cmd.device_kind != ADMIN_KIND or on_behalf is None:
+            return
+        employee = self.state.staff.get(on_behalf)
+        if employee is None or not employee.active:
+            raise Unauthorized(f"Employee {on_behalf} is not an active employee")
+        if employee.role != "manager":
+            raise Forbidden(f"{employee.name} is a {employee.role}: only a manager may do this", needs="manager")
+        self.actor = employee.employee_id
+        self.employee = employee
 
     def authenticate(self) -> None:
         """Resolve the staff session of the command's token, or raise Unauthorized."""
@@ -175,10 +189,17 @@ class Work:
         raise Unauthorized(f"Wrong {what}")
 
     def lockout_ends(self, employee_id: str) -> datetime | None:
-        """When the wrong-PIN lockout of this employee or this device ends, if one is running."""
+        """When the wrong-PIN lockout of this employee or this device ends, if one is running.
+
+        A shared device (`StoreSettings.shared_devices`) is not locked as a whole: its adapter
+        limits each of its clients, so one person's typos never lock everyone else out.
+        """
+        keys = [f"emp:{employee_id}"]
+        if self.cmd.device_id not in self.ctx.settings.shared_devices:
+            keys.append(f"dev:{self.cmd.device_id}")
         ends = [
             until
-            for key in (f"emp:{employee_id}", f"dev:{self.cmd.device_id}")
+            for key in keys
             if (until := locked_until(self.state.login_failures.get(key, []), self.ctx.settings)) is not None
             and until > self.ctx.now
         ]

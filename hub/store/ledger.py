@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Callable, Iterable
 
     import aiosqlite
 
@@ -24,9 +24,8 @@ INSERT_SQL: Final = (
 _COLUMNS: Final = "seq, epoch, at, type, actor, device, cmd, data, prev_hash, hash"
 
 
-# json.dumps with options builds a new encoder per call; these are the same encoders, built once.
+# json.dumps with options builds a new encoder per call; this is the same encoder, built once.
 _CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-_encode_str: Final = json.encoder.encode_basestring  # json.dumps(str, ensure_ascii=False), without the set-up
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -118,11 +117,11 @@ def make_entry(
 
 
 def _dumps_scalar(value: str | None) -> str:
-    if value is None:
-        return "null"
-    if type(value) is str:
-        return _encode_str(value)
-    return json.dumps(value, ensure_ascii=False)
+    # json's own C string encoder, as json.dumps(value, ensure_ascii=False) uses, without its set-up.
+    return "null" if value is None else _encode_string(value)
+
+
+_encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def entry_from_row(row: Iterable[Any]) -> LedgerEntry:

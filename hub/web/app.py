@@ -6,7 +6,8 @@ Forms are sent by our own small script as JSON to the `/api/…` endpoints with 
 token in `X-CSRF-Token`; the API is the same for scripts (`POST /api/login` first).
 
 Every action is a contract command run by `WebServices.command` with the manager's staff token,
-or (staff and device administration) an operator command after the page checked for a manager.
+or (staff and device administration, test pages, reroutes) an operator command run on behalf of
+the logged-in manager, who is the ledger's actor either way.
 """
 
 from __future__ import annotations
@@ -106,11 +107,12 @@ class WebSettings:
 class WebError(Exception):
     """A refusal with its contract code, HTTP status and a message for the manager."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 # -- request bodies ------------------------------------------------------------------------------
@@ -242,7 +244,7 @@ class _Web:
     def __init__(self, services: WebServices, settings: WebSettings) -> None:
         self.services = services
         self.settings = settings
-        self.sessions = WebSessions(settings.session_ttl_s)
+        self.sessions = WebSessions(settings.session_ttl_s, store=services.webstate)
         self.limiter = LoginLimiter(settings.login_max_failures, settings.login_window_s, settings.login_lockout_s)
         self.templates = Jinja2Templates(directory=HERE / "templates")
         env = self.templates.env
@@ -273,7 +275,9 @@ class _Web:
             return RedirectResponse("/login", status_code=303)
         if _wants_html(request):
             return self.render(request, "error.html", None, {"error": exc}, status=exc.status)
-        return JSONResponse({"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status)
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status, headers=exc.headers
+        )
 
     async def on_http_error(self, request: Request, exc: StarletteHTTPException) -> Response:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
@@ -305,7 +309,9 @@ class _Web:
         message = error.message if error is not None else "refused"
         if code in WRITE_REFUSALS:
             self.services.feed.refusal = (str(code), message, time.time())
-        raise WebError(STATUS_OF.get(code, 400), str(code), message)
+        retry = (error.details or {}).get("retry_after_s") if error is not None else None
+        headers = {"Retry-After": str(retry)} if isinstance(retry, int) else None
+        raise WebError(STATUS_OF.get(code, 400), str(code), message, headers=headers)
 
     async def run(self, s: WebSession, type_: str, body: dict[str, Any], key: str | None = None) -> dict[str, Any]:
         """A contract command as the logged-in employee; its result or a WebError."""
@@ -316,8 +322,9 @@ class _Web:
             cmd_id = f"k-{s.employee_id}-{key}"[:64]
         return self.result(await self.services.command(type_, body, token=s.token, cmd_id=cmd_id))
 
-    async def admin(self, type_: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.result(await self.services.admin(type_, body))
+    async def admin(self, s: WebSession, type_: str, body: dict[str, Any]) -> dict[str, Any]:
+        """An operator command on behalf of the logged-in manager (ledgered with them as actor)."""
+        return self.result(await self.services.admin(type_, body, actor=s.employee_id))
 
     def banner(self) -> dict[str, Any] | None:
         """Why the hub refuses (or will soon refuse) writes, if it does."""
@@ -748,19 +755,25 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), x_csrf_token):
             _raise(403, "csrf", "Missing or wrong X-CSRF-Token; open the login page again")
         client = request.client.host if request.client else "?"
-        wait = web.limiter.locked_for(client)
+        wait = web.limiter.locked_for(client, body.employee_id)
         if wait:
-            _raise(429, "rate_limited", f"Too many wrong PINs; try again in {wait} s")
+            raise WebError(
+                429,
+                "rate_limited",
+                f"Too many wrong PINs for {body.employee_id} from this browser; try again in {wait} s "
+                "(another employee can still log in here)",
+                headers={"Retry-After": str(wait)},
+            )
         reply = await web.services.command(
             "staff.login", {"employee_id": body.employee_id, "pin": body.pin}, token=None
         )
         if not reply.ok:
             if reply.error is not None and reply.error.code == ErrorCode.UNAUTHORIZED:
-                web.limiter.failed(client)
+                web.limiter.failed(client, body.employee_id)
             web.result(reply)
         result = reply.result if isinstance(reply.result, dict) else {}
-        web.limiter.succeeded(client)
-        s = web.sessions.create(
+        web.limiter.succeeded(client, body.employee_id)
+        s = await web.sessions.create(
             str(result["token"]),
             str(result["employee_id"]),
             str(result["name"]),
@@ -787,7 +800,7 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
         """End the browser session and the staff token behind it."""
         if not csrf_ok(s.csrf, x_csrf_token):
             _raise(403, "csrf", "Missing or wrong X-CSRF-Token")
-        web.sessions.end(s.sid)
+        await web.sessions.end(s.sid)
         if token_hash(s.token) in web.services.engine.state.sessions:
             await web.services.command("staff.logout", {}, token=s.token)
         response = JSONResponse({"logged_out": True})
@@ -912,28 +925,26 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
     @app.post("/api/staff", tags=["staff"])
     async def api_staff_add(body: StaffIn, s: Acting) -> dict[str, Any]:
         """Add an employee (or bring a deactivated one back) with a PIN."""
-        del s
-        return await web.admin("staff.add", body.model_dump())
+        return await web.admin(s, "staff.add", body.model_dump())
 
     @app.post("/api/staff/{employee_id}/deactivate", tags=["staff"])
     async def api_staff_deactivate(employee_id: IdText, s: Acting) -> dict[str, Any]:
         """Deactivate an employee: their sessions end at once."""
         if employee_id == s.employee_id:
             _raise(409, "conflict", "You cannot deactivate yourself while logged in")
-        return await web.admin("staff.deactivate", {"employee_id": employee_id})
+        return await web.admin(s, "staff.deactivate", {"employee_id": employee_id})
 
     @app.post("/api/staff/{employee_id}/pin", tags=["staff"])
     async def api_staff_pin(employee_id: IdText, body: PinIn, s: Acting) -> dict[str, Any]:
         """Set a new PIN (also lifts a lockout)."""
-        del s
-        return await web.admin("staff.reset_pin", {"employee_id": employee_id, "pin": body.pin})
+        return await web.admin(s, "staff.reset_pin", {"employee_id": employee_id, "pin": body.pin})
 
     @app.post("/api/staff/{employee_id}/role", tags=["staff"])
     async def api_staff_role(employee_id: IdText, body: RoleIn, s: Acting) -> dict[str, Any]:
         """Change an employee's role (applies to their live sessions at once)."""
         if employee_id == s.employee_id and body.role != "manager":
             _raise(409, "conflict", "Ask another manager to change your own role")
-        return await web.admin("staff.set_role", {"employee_id": employee_id, "role": body.role})
+        return await web.admin(s, "staff.set_role", {"employee_id": employee_id, "role": body.role})
 
     # -- devices ----------------------------------------------------------------------------
     @app.get("/api/devices", tags=["devices"])
@@ -950,16 +961,16 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
             offer = web.services.codes.issue(kind=body.kind, stations=tuple(body.stations), issued_by=s.employee_id)
         except PairingError as refused:
             _raise(refused.status, refused.code, refused.message)
+        await web.services.keep_code(offer)
         web.services.feed.notify("pairing")
         return _offer(offer, web.services.tls)
 
     @app.post("/api/devices/{device_id}/revoke", tags=["devices"])
     async def api_revoke(device_id: DeviceIdText, s: Acting) -> dict[str, Any]:
         """Revoke a device: its broker account and ACL go, and its connection is dropped."""
-        del s
         if device_id == WEB_DEVICE:
             _raise(409, "conflict", "The web page is the hub itself; it cannot be revoked")
-        return await web.admin("device.revoke", {"device_id": device_id})
+        return await web.admin(s, "device.revoke", {"device_id": device_id})
 
     @app.post("/api/pair", tags=["devices"], status_code=201)
     async def api_pair(body: PairIn, request: Request) -> JSONResponse:
@@ -972,6 +983,13 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
         """Printer states (online, paper, cover, queue depth, last error), discovered printers, recent jobs."""
         del s
         return web.printers() | {"jobs": await web.print_jobs()}
+
+    @app.post("/api/printers/{printer_id}/test", tags=["printers"])
+    async def api_print_test(printer_id: DeviceIdText, s: Acting) -> dict[str, Any]:
+        """Queue a test page on a printer (`print.test`): the same durable queue, confirmation and ledger as a chit."""
+        if web.services.printing() is None:
+            _raise(409, "conflict", "Printing is not running on this hub")
+        return await web.admin(s, "print.test", {"printer": printer_id})
 
     @app.get("/api/printers/jobs/{job_id}/preview.png", tags=["printers"], response_class=Response)
     async def api_print_preview(job_id: IdText, s: Manager) -> Response:
@@ -997,14 +1015,13 @@ def _routes(app: FastAPI, web: _Web) -> None:  # noqa: PLR0915 - one place lists
     @app.post("/api/printers/jobs/{job_id}/reroute", tags=["printers"])
     async def api_print_reroute(job_id: IdText, body: RerouteIn, s: Acting) -> dict[str, Any]:
         """Send a job that has not printed to another printer (`print.reroute`, ledgered)."""
-        del s
         job = await web.print_job(job_id)
         if job["state"] == "printed":
             _raise(409, "conflict", f"Job {job_id} is already printed")
         if job["printer"] == body.to:
             _raise(409, "conflict", f"Job {job_id} is already on {body.to}")
         reroute = {"job_id": job_id, "from_printer": job["printer"] or "none", "to": body.to, "reason": body.reason}
-        result = await web.admin("print.reroute", reroute)
+        result = await web.admin(s, "print.reroute", reroute)
         return result or {"rerouted": True, "to": body.to}
 
     # -- HQ link, ledger, reports -----------------------------------------------------------
@@ -1171,13 +1188,20 @@ async def pair(web: _Web, body: PairIn, client: str) -> JSONResponse:
     if body.device_id in ("hub", "admin", WEB_DEVICE, "relay"):
         codes.release(offer)
         _raise(409, "conflict", f"{body.device_id!r} is reserved; choose another device id")
+    # The manager who showed the code is the actor (a code from `storehub device pair` has none: the operator).
+    manager = offer.issued_by if offer.issued_by not in (None, "admin") else None
+    issuer = web.services.engine.state.staff.get(manager) if manager is not None else None
+    if manager is not None and (issuer is None or not issuer.active or issuer.role != "manager"):
+        codes.release(offer)
+        _raise(403, "unauthorized", "The manager who showed this code can no longer pair devices; ask for a new code")
     reply = await web.services.admin(
-        "device.add", {"device_id": body.device_id, "kind": body.kind, "stations": list(stations)}
+        "device.add", {"device_id": body.device_id, "kind": body.kind, "stations": list(stations)}, actor=manager
     )
     if not reply.ok:
         codes.release(offer)
         web.result(reply)
     codes.consume(offer)
+    await web.services.keep_code(offer)
     web.services.feed.notify("pairing")
     result = reply.result if isinstance(reply.result, dict) else {}
     broker = web.services.loaded.config.broker

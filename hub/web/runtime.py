@@ -75,8 +75,17 @@ class WebRuntime:
         self._retry: asyncio.Task[None] | None = None
 
     async def prepare(self) -> None:
-        """Register the `web` device so the page's commands are admitted."""
+        """Register the `web` device so the page's commands are admitted; take back sessions and codes.
+
+        Browser sessions and pairing codes stored before a restart stay valid (those the engine
+        ended meanwhile, or that expired, are dropped), so a hub restart logs no manager out.
+        """
         await ensure_web_device(self.services.engine)
+        web = self.app.state.web
+        restored = await web.sessions.restore(self.services.engine.state)
+        codes = await self.services.restore_codes()
+        if restored or codes:
+            log.info("kept %d browser sessions and %d pairing codes across the restart", restored, codes)
 
     def publisher(self, inner: Publisher) -> Publisher:
         """The bus, teed into the live pages."""
@@ -145,7 +154,7 @@ class WebRuntime:
             "pairing_codes_open": len(self.codes.pending()),
         }
 
-    def pair_code(self, body: dict[str, Any]) -> Reply:
+    async def pair_code(self, body: dict[str, Any]) -> Reply:
         """`storehub device pair` over the control socket: a fresh one-time code."""
         kind = body.get("kind")
         stations = body.get("stations") or []
@@ -155,6 +164,7 @@ class WebRuntime:
             offer = self.codes.issue(kind=kind, stations=tuple(str(s) for s in stations), issued_by="admin")
         except PairingError as refused:
             return Reply.failure(None, ErrorCode.INVALID_PAYLOAD, refused.message)
+        await self.services.keep_code(offer)
         self.services.feed.notify("pairing")
         port = self.server.port
         result = {

@@ -6,8 +6,8 @@
 The web is a device of its own, `web` (kind `tablet`): everything it does goes through
 `Engine.execute` as a contract command with the logged-in employee's staff token, so the same
 rules, the same ledger and the same idempotency apply as for a tablet. Operator-only commands
-(staff and device administration) go through `Engine.admin` after the page checked that a manager
-is logged in.
+(staff and device administration, test pages, reroutes) go through `Engine.admin` on behalf of the
+logged-in manager, who is then the ledger's actor.
 """
 
 from __future__ import annotations
@@ -15,13 +15,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import logging
 import secrets
+import sqlite3
 import ssl
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from devices.registry import Offer
 from hub.contract.envelopes import Reply, encode_command
+from hub.contract.types import format_time, parse_time
+from hub.store.webstate import SqliteWebState, StoredCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
     from devices.registry import PairingCodes
     from hub.config import LoadedConfig
     from hub.engine import Engine, Publisher
+
+log = logging.getLogger("storehub.web")
 
 WEB_DEVICE: Final = "web"
 """The manager page's device id: its commands arrive as `cmd/web` would, and are ledgered with it."""
@@ -183,6 +190,49 @@ class WebServices:
     """The print service once the hub started it (None on a hub without printing)."""
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _prefix: str = field(default_factory=lambda: f"w-{secrets.token_hex(4)}-")
+    webstate: SqliteWebState = field(init=False)
+    """The page's sessions and pairing codes in the hub database."""
+
+    def __post_init__(self) -> None:
+        self.webstate = SqliteWebState(self.engine.db)
+
+    async def restore_codes(self) -> int:
+        """Take back the pairing codes stored before a restart; returns how many are still open."""
+        rows = await self.webstate.load_codes(format_time(self.engine.clock()))
+        offers = [
+            Offer(
+                "",
+                parse_time(r.expires_at),
+                r.kind,
+                r.stations,
+                r.issued_by,
+                state=r.state,
+                device_id=r.device_id,
+                issued_at=parse_time(r.issued_at),
+                hash=r.code_hash,
+            )
+            for r in rows
+        ]
+        self.codes.restore(offers)
+        return sum(1 for o in offers if o.state == "open")
+
+    async def keep_code(self, offer: Offer) -> None:
+        """Store a pairing code as issued or used, so it outlives a restart (a failed write only logs)."""
+        issued = offer.issued_at or self.engine.clock()
+        row = StoredCode(
+            code_hash=offer.hash,
+            kind=offer.kind,
+            stations=tuple(offer.stations),
+            issued_by=offer.issued_by,
+            state="used" if offer.state == "used" else "open",
+            device_id=offer.device_id if offer.state == "used" else None,
+            issued_at=format_time(issued),
+            expires_at=format_time(offer.expires_at),
+        )
+        try:
+            await self.webstate.save_code(row)
+        except sqlite3.Error:
+            log.warning("could not store a pairing code; it lasts until the hub restarts", exc_info=True)
 
     def new_cmd_id(self) -> str:
         """A fresh command id for the web device (unique across hub restarts)."""
@@ -204,9 +254,13 @@ class WebServices:
         payload = encode_command(cmd_id or self.new_cmd_id(), type_, body, auth=token, approve=approve)
         return await self.engine.execute(WEB_DEVICE, payload)
 
-    async def admin(self, type_: str, body: dict[str, Any]) -> Reply:
-        """Run an operator command (staff and devices); the caller checked for a manager session."""
-        return await self.engine.admin(type_, body)
+    async def admin(self, type_: str, body: dict[str, Any], *, actor: str | None) -> Reply:
+        """Run an operator command (staff, devices, print queue) on behalf of the manager `actor`.
+
+        The caller checked for a manager session; the domain checks again that `actor` is an active
+        manager, and the ledger names them as the actor (device `admin`).
+        """
+        return await self.engine.admin(type_, body, actor=actor)
 
 
 async def ensure_web_device(engine: Engine) -> None:

@@ -118,3 +118,19 @@ def test_a_report_is_printed_on_request_and_refused_without_a_receipt_printer():
     bare = store()
     error = bare.fail("shift.report", {"kind": "x", "print": True}, code="conflict", as_="mgr")
     assert "receipt printer" in error.message
+
+
+def test_a_test_page_is_queued_like_any_job_and_names_the_manager():
+    h = routed()
+    result = h.admin("print.test", {"printer": "bar-1", "actor": "mgr"})
+    queued = h.last("print.queued")
+    assert queued.actor == "mgr"
+    assert queued.data["printer"] == "bar-1"
+    assert queued.data["kind"] == "test"
+    assert result == {"print_job_id": queued.data["print_job_id"], "printer": "bar-1"}
+    text = Paper.from_bytes(render(queued.data["doc"], Capabilities(paper_mm=58))).text()
+    assert "StoreHub test page" in text
+    assert "Bar: test page asked by" in text
+    assert f"JOB {result['print_job_id']}" in text
+    h.fail("print.test", {"printer": "nope-1"}, code="not_found", device="admin", kind="admin")
+    h.fail("print.test", {"printer": "bar-1"}, code="forbidden", as_="mgr")  # an operator command, not a tablet's

@@ -196,3 +196,44 @@ def test_devices_pair_and_revoke():
     error = h.fail("staff.login", {"employee_id": "srv", "pin": "2222"}, code="unauthorized", device="tab-lost")
     assert "revoked" in error.message
     h.fail("device.revoke", {"device_id": "nope"}, code="not_found", device="admin", kind="admin")
+
+
+def test_the_operator_acts_on_behalf_of_a_manager_who_is_then_the_actor():
+    h = store()
+    h.admin("staff.add", {"employee_id": "new", "name": "Nia", "role": "server", "pin": "4444", "actor": "mgr"})
+    h.admin("staff.set_role", {"employee_id": "new", "role": "cashier", "actor": "mgr"})
+    h.admin("device.add", {"device_id": "tab-new", "kind": "tablet", "actor": "mgr"})
+    assert [(e.type, e.actor) for e in h.ledger[-3:]] == [
+        ("staff.added", "mgr"),
+        ("staff.role_changed", "mgr"),
+        ("device.paired", "mgr"),
+    ]
+    assert "actor" not in h.last("staff.added").data
+    h.admin("staff.deactivate", {"employee_id": "new"})
+    assert h.last("staff.deactivated").actor == "admin"  # without one, the operator acts
+    refused = h.fail(
+        "staff.reset_pin",
+        {"employee_id": "srv", "pin": "1234", "actor": "csh"},
+        code="forbidden",
+        device="admin",
+        kind="admin",
+    )
+    assert "only a manager" in refused.message
+    h.fail("device.revoke", {"device_id": "tab-new", "actor": "new"}, code="unauthorized", device="admin", kind="admin")
+    h.fail(
+        "staff.add", {"employee_id": "x", "name": "X", "role": "server", "actor": "mgr"}, code="forbidden", as_="mgr"
+    )
+
+
+def test_a_shared_device_locks_one_employee_never_the_whole_device():
+    h = store(shift=False, logins=())
+    h.settings = h.settings.model_copy(update={"shared_devices": ("web",)})
+    for employee_id in ["csh", "srv", "srv2", "kit", "csh"]:
+        h.fail("staff.login", {"employee_id": employee_id, "pin": "9999"}, code="unauthorized", device="web")
+    h.ok("staff.login", {"employee_id": "mgr", "pin": "1111"}, device="web")  # the page is not locked as a whole
+    for _ in range(3):
+        h.fail("staff.login", {"employee_id": "csh", "pin": "9999"}, code="unauthorized", device="web")
+    h.fail("staff.login", {"employee_id": "csh", "pin": "3333"}, code="rate_limited", device="web")  # the employee is
+    first = h.login("mgr", device="web")
+    second = h.login("mgr", device="web")  # a second browser: both sessions live on
+    assert {token_hash(first), token_hash(second)} <= set(h.state.sessions)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import types
+import typing
+from datetime import datetime
 
 from hub.contract.commands import COMMANDS
 from hub.contract.events import EVENT_TYPES
@@ -14,6 +17,7 @@ from hub.domain import (
     availability_board,
     decide,
     evolve,
+    model,
     shift_summary,
     snapshot,
     staff_list,
@@ -155,3 +159,21 @@ def test_decide_copies_only_what_the_command_touches(monkeypatch):
     h.pay_cash(tickets[4])
     shift_id = h.state.current_shift_id
     assert set(copied) == {tickets[4], "t5", shift_id, "day", "grand"}
+
+
+def test_entities_copied_shallowly_hold_only_immutable_scalars():
+    scalars = {int, str, bool, float, type(None), datetime}
+    for kind in model._FLAT:
+        assert issubclass(kind, model.Entity)
+        for name, info in kind.model_fields.items():
+            annotation = info.annotation
+            union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+            parts = typing.get_args(annotation) if union else (annotation,)
+            for part in parts:
+                part = typing.get_args(part)[0] if typing.get_origin(part) is typing.Annotated else part  # noqa: PLW2901
+                assert part in scalars or typing.get_origin(part) is typing.Literal, (kind.__name__, name, part)
+    totals = model.PeriodTotals(taxes={"1000i": model.TaxLine(rate_bp=1000, inclusive=True, base=100, tax=9)})
+    copy = totals.clone()
+    copy.taxes["1000i"].tax += 1
+    assert totals.taxes["1000i"].tax == 9
+    assert copy.taxes["1000i"] == model.TaxLine(rate_bp=1000, inclusive=True, base=100, tax=10)

@@ -99,6 +99,7 @@ def test_hub_is_a_watched_notify_service(units):
     assert int(service["WatchdogSec"]) > 0
     assert service["ExecStart"].startswith(f"{BIN}/storehub hub run --config ")
     assert service["ReadWritePaths"] == DATA_DIR
+    assert service["CacheDirectory"] == "storehub"  # python-escpos's parsed profiles, kept between starts
     assert service["User"] == "storehub"
 
 

@@ -426,7 +426,7 @@ def test_the_api_never_answers_5xx(web_hub: WebHub, manager: tuple[httpx.Client,
 
 
 def test_wrong_pins_lock_the_login_out(web_hub: WebHub) -> None:
-    """Last in the module: the lockout also covers the hub's `web` device for a while."""
+    """Last in the module: the employee stays locked out for a while (the engine's own rule too)."""
     with web_hub.client() as client:
         pre = prelogin_csrf(client)
         codes = []

@@ -8,6 +8,7 @@ import pytest
 
 from tests.hubproc import STAFF
 from tests.web.conftest import check_screenshot
+from tests.web.test_api import eventually
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -111,6 +112,18 @@ def test_a_whole_shift_from_the_manager_page(page: Any, tablet: Any, web_hub: We
     check_screenshot(page, "Z report", "Over / short", "Expected cash", "Counted cash")
     over_short = page.inner_text("[data-testid=over-short]")
     assert over_short.startswith("-"), over_short  # the 2 espressos' cash never reached the count
+    shift_id = page.url.split("/shifts/")[1].split("/")[0]
+
+    # The Z report also came out of the receipt printer, and the shift is in the past shifts list.
+    def z_printed() -> bool:
+        jobs = page.request.get(url + "/api/printers").json()["jobs"]
+        return any(j["kind"] == "report" and j["state"] == "printed" for j in jobs)
+
+    eventually(z_printed, "the Z report printed on the receipt printer")
+    page.goto(url + "/shift")
+    past = page.wait_for_selector(f"tr:has(a[href='/shifts/{shift_id}/report?kind=z'])")
+    assert past.inner_text().count("Claire") == 2  # opened and closed by her
+    check_screenshot(page, "Past shifts", "Open the shift")
 
 
 def test_every_main_page_renders(page: Any, web_hub: WebHub) -> None:
@@ -158,11 +171,15 @@ def test_keyboard_reaches_the_login_form(browser: Any, web_hub: WebHub) -> None:
         context.close()
 
 
-def test_after_a_hub_restart_the_open_page_asks_for_a_new_login(page: Any, web_hub: WebHub) -> None:
-    """Last in the module: browser sessions live in the hub's memory, so a restart ends them."""
+def test_after_a_hub_restart_the_open_page_stays_logged_in_and_live(page: Any, web_hub: WebHub) -> None:
+    """Last in the module: browser sessions are stored in the hub database, so a restart logs nobody out."""
     page.goto(web_hub.url + "/")
     page.wait_for_function("document.body.dataset.liveState === 'open'")
     web_hub.proc.stop()
+    page.wait_for_function("document.body.dataset.liveState === 'retrying'", timeout=30_000)
     web_hub.proc.start()
-    page.wait_for_url("**/login", timeout=30_000)  # the live stream reconnects, finds no session
-    check_screenshot(page, "Log in")
+    page.wait_for_function("document.body.dataset.liveState === 'open'", timeout=30_000)  # the stream is back
+    assert page.url == web_hub.url + "/"
+    me = page.evaluate("fetch('/api/me', {credentials: 'same-origin'}).then((r) => r.status)")
+    assert me == 200
+    check_screenshot(page, "Shift", "Tables", "Orders")
