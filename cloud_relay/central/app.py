@@ -24,7 +24,7 @@ from cloud_relay.central.hq_auth import HqAuth
 from cloud_relay.central.keys import key_matches
 from cloud_relay.central.projections import Projector
 from cloud_relay.central.reports_api import add_report_routes
-from cloud_relay.central.repository import Acked, Fork, Gap
+from cloud_relay.central.repository import Acked, Fork, Gap, StorageUnavailableError
 from cloud_relay.wire import SIGNATURE_HEADER, BodyTooLargeError, gunzip_limited, signature_ok
 from hub.contract.types import format_time
 
@@ -93,7 +93,7 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
             return await _refuse(repo, store, exc.kind, exc.reason, body, now)
         try:
             result = await repo.ingest(batch, now)
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (OperationalError, DBAPIError, OSError, StorageUnavailableError) as exc:
             log.warning("database unavailable during ingest: %s", exc, extra={"store": store})
             return _error(503, "database unavailable, retry", retry_after=RETRY_AFTER_S)
         if isinstance(result, Acked):

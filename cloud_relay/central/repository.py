@@ -65,6 +65,10 @@ class Fork:
 IngestResult = Acked | Gap | Fork
 
 
+class StorageUnavailableError(Exception):
+    """The database failed under a write (answered 503 with Retry-After, like SQLAlchemy's errors)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoreRecord:
     """A registered store."""
@@ -371,7 +375,13 @@ class Repository:
             driver: Any = raw.driver_connection
             values = itemgetter(*_COPY_COLUMNS[:-1])
             records = [(*values(row), now) for row in rows]
-            await driver.copy_records_to_table("ledger_entries", records=records, columns=_COPY_COLUMNS)
+            import asyncpg  # type: ignore[import-untyped]  # noqa: PLC0415 - only PostgreSQL needs it
+
+            try:
+                await driver.copy_records_to_table("ledger_entries", records=records, columns=_COPY_COLUMNS)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The raw driver's errors are not SQLAlchemy's: say "storage unavailable" like those do.
+                raise StorageUnavailableError(f"COPY into ledger_entries failed: {exc}") from exc
             return
         await conn.execute(self._insert_entries(), [row | {"received_at": now} for row in rows])
 
