@@ -44,6 +44,8 @@ LOCK_NAME: Final = "hub.lock"
 SOCKET_NAME: Final = "hub.sock"
 HUB_SECRET_NAME: Final = "hub.secret"  # noqa: S105 - a file name, not a secret
 CONTROL_LIMIT: Final = 1 << 20
+STARTING_WAIT_S: Final = 10.0
+"""How long a control request waits for a starting hub's socket."""
 GC_YOUNG: Final = 10_000
 """Allocations between young-generation collections (the interpreter's default is 700)."""
 
@@ -130,6 +132,21 @@ class DataDirLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+def _locked(data_dir: Path) -> bool:
+    """Whether a hub (or a CLI command) holds the data directory right now."""
+    try:
+        fd = os.open(data_dir / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing also drops the probe's shared lock
+    return False
 
 
 def hub_password(data_dir: Path) -> str:
@@ -445,10 +462,17 @@ class Hub:
 async def control_request(
     data_dir: Path, type_: str, body: dict[str, Any], secret: str | None = None
 ) -> dict[str, Any] | None:
-    """Send one request to a running hub's control socket; None when no hub is running."""
+    """Send one request to a running hub's control socket; None when no hub is running.
+
+    A hub serves tablets before its manager page and control socket are up: while the data
+    directory is locked and the socket is not there yet, wait for it (up to `STARTING_WAIT_S`).
+    """
     path = data_dir / SOCKET_NAME
-    if not path.exists():
-        return None
+    deadline = time.monotonic() + STARTING_WAIT_S
+    while not path.exists():
+        if time.monotonic() > deadline or not _locked(data_dir):
+            return None
+        await asyncio.sleep(0.05)
     try:
         reader, writer = await asyncio.open_unix_connection(str(path), limit=CONTROL_LIMIT)
     except (ConnectionRefusedError, FileNotFoundError):

@@ -16,19 +16,18 @@ import json
 import logging
 import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from hub.contract.envelopes import HubStatus, encode
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-
-    from paho.mqtt.reasoncodes import ReasonCode
 
     from hub.contract.topics import Topics
 
@@ -39,6 +38,8 @@ MISC_INTERVAL_S = 1.0
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 5.0
 _READ_SIZE = 1 << 16
+_PUBACK_SUCCESS = ReasonCode(PacketTypes.PUBACK)
+_NO_PROPERTIES = Properties(PacketTypes.PUBACK)  # type: ignore[no-untyped-call]
 _CORK: int | None = getattr(socket, "TCP_CORK", None)
 """Linux's TCP_CORK (None elsewhere: then packets leave one by one, as before)."""
 
@@ -77,11 +78,26 @@ class _ReadBuffered:
 
 
 class _Client(mqtt.Client):
-    """paho's client with a read-buffered socket for plain TCP (TLS and websockets stay as paho makes them)."""
+    """paho's client, leaner on the two things the hub does thousands of times a second.
+
+    A read-buffered socket for plain TCP (TLS and websockets stay as paho makes them), and a fast
+    path for the common PUBACK: two bytes, success, no properties (paho builds a reason code and a
+    property set for each). Both hook paho 2.x internals; every MQTT test exercises them.
+    """
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
         return _ReadBuffered(sock) if type(sock) is socket.socket else sock
+
+    def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
+        packet = self._in_packet["packet"]
+        if cmd != "PUBACK" or len(packet) != 2:  # noqa: PLR2004 - a bare PUBACK is its packet id
+            return super()._handle_pubackcomp(cmd)
+        mid = (packet[0] << 8) | packet[1]
+        with self._out_message_mutex:
+            if mid in self._out_messages:
+                return self._do_on_publish(mid, _PUBACK_SUCCESS, _NO_PROPERTIES)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 class BusError(Exception):
@@ -141,7 +157,9 @@ class AsyncMqttClient:
                 props = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
                 props.WillDelayInterval = self.settings.will_delay_s
             client.will_set(topic, payload, qos=qos, retain=retain, properties=props)
-        client.max_inflight_messages_set(1000)
+        # No cap on QoS 1 messages in flight: the hub's own batches bound them, and with a cap paho
+        # rescans every unacknowledged message on each PUBACK (quadratic in a batch's publishes).
+        client.max_inflight_messages_set(0)
         client.on_connect = self._paho_connect
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message

@@ -381,7 +381,8 @@ class Engine:
         if self.publisher is None:
             return
         acked = self.publisher.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
-        acked.add_done_callback(lambda f: self._note_acked(f, message))
+        if message.outbox_id is not None or message.seq is not None:  # replies and state need no receipt
+            acked.add_done_callback(lambda f: self._note_acked(f, message))
 
     def _note_acked(self, future: asyncio.Future[None], message: OutMessage) -> None:
         """A PUBACK (or a lost connection): what was delivered leaves the outbox / moves the cursor."""
