@@ -44,13 +44,16 @@ def register(sub: Any) -> None:
     add = store.add_parser("add", help="register a store; prints its key and secret once (JSON)")
     add.add_argument("store_id")
     add.add_argument("--config", type=Path, required=True)
+    add.add_argument("--timezone", help="the hub's [store] timezone, e.g. Europe/Paris (reports use store time)")
+    add.add_argument("--day-starts-at", help="the hub's [store] business_day_starts_at, HH:MM (default 04:00)")
     add.set_defaults(handler=_central_store_add)
-    user = central.add_parser("user", help="HQ dashboard users").add_subparsers(metavar="ACTION")
-    uadd = user.add_parser("add", help="create or reset an HQ user; the password is read from stdin")
-    uadd.add_argument("username")
-    uadd.add_argument("--role", required=True, choices=["admin", "analyst"])
-    uadd.add_argument("--config", type=Path, required=True)
-    uadd.set_defaults(handler=_central_user_add)
+    clock = store.add_parser("clock", help="set a store's time zone / business-day start and rebuild its reports")
+    clock.add_argument("store_id")
+    clock.add_argument("--config", type=Path, required=True)
+    clock.add_argument("--timezone", help="IANA zone, e.g. America/New_York")
+    clock.add_argument("--day-starts-at", help="HH:MM store time")
+    clock.set_defaults(handler=_central_store_clock)
+    _register_users(central)
     rebuild = central.add_parser("rebuild", help="rebuild every projection from the stored ledgers")
     rebuild.add_argument("--config", type=Path, required=True)
     rebuild.set_defaults(handler=_central_rebuild)
@@ -58,6 +61,27 @@ def register(sub: Any) -> None:
     audit.add_argument("store_id")
     audit.add_argument("--config", type=Path, required=True)
     audit.set_defaults(handler=_central_store_audit)
+
+
+def _register_users(central: Any) -> None:
+    user = central.add_parser("user", help="HQ dashboard users").add_subparsers(metavar="ACTION")
+    uadd = user.add_parser("add", help="create or reset an HQ user; the password is read from stdin")
+    uadd.add_argument("username")
+    uadd.add_argument("--role", required=True, choices=["admin", "analyst"])
+    uadd.add_argument("--config", type=Path, required=True)
+    uadd.set_defaults(handler=_central_user_add)
+    utoken = user.add_parser("token", help="mint an API token for an HQ user; printed once (JSON)")
+    utoken.add_argument("username")
+    utoken.add_argument("--config", type=Path, required=True)
+    utoken.set_defaults(handler=_central_user_token)
+    utokens = user.add_parser("tokens", help="an HQ user's API tokens: ids, created, revoked (JSON)")
+    utokens.add_argument("username")
+    utokens.add_argument("--config", type=Path, required=True)
+    utokens.set_defaults(handler=_central_user_tokens)
+    urevoke = user.add_parser("revoke", help="revoke an API token at once, by its id")
+    urevoke.add_argument("token_id")
+    urevoke.add_argument("--config", type=Path, required=True)
+    urevoke.set_defaults(handler=_central_user_revoke)
 
 
 def register_bench(bench: Any) -> None:
@@ -186,6 +210,7 @@ def _central_store_add(args: argparse.Namespace) -> int:
 
     if not re.match(STORE_ID_PATTERN, args.store_id):
         raise RelayCliError(f"store id {args.store_id!r}: use 1-32 of a-z, 0-9 and '-' (the hub's store.id)")
+    zone, cutoff = _clock_args(args)
     settings = load_central_config(args.config)
     box = SecretBox.from_file(settings.key_file, create=True)
     creds, key_hash, sealed = new_credentials(box)
@@ -194,13 +219,55 @@ def _central_store_add(args: argparse.Namespace) -> int:
         repo = Repository.open(settings.database_url)
         try:
             await repo.migrate()
-            return await repo.add_store(args.store_id, key_hash, sealed, format_time(datetime.now(UTC)))
+            now = format_time(datetime.now(UTC))
+            return await repo.add_store(args.store_id, key_hash, sealed, now, timezone=zone, day_starts_at=cutoff)
         finally:
             await repo.close()
 
     if not asyncio.run(_go()):
         raise RelayCliError(f"store {args.store_id!r} is already registered")
     _out(json.dumps({"store": args.store_id} | creds))
+    return 0
+
+
+def _clock_args(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    from cloud_relay.central.storetime import check_cutoff, check_zone  # noqa: PLC0415
+
+    try:
+        zone = None if args.timezone is None else check_zone(args.timezone)
+        cutoff = None if args.day_starts_at is None else check_cutoff(args.day_starts_at)
+    except ValueError as exc:
+        raise RelayCliError(str(exc)) from exc
+    return zone, cutoff
+
+
+def _central_store_clock(args: argparse.Namespace) -> int:
+    from cloud_relay.central.config import load_central_config  # noqa: PLC0415
+    from cloud_relay.central.projections import Projector  # noqa: PLC0415
+    from cloud_relay.central.repository import Repository  # noqa: PLC0415
+
+    zone, cutoff = _clock_args(args)
+    if zone is None and cutoff is None:
+        raise RelayCliError("give --timezone and/or --day-starts-at")
+    settings = load_central_config(args.config)
+
+    async def _go() -> tuple[bool, int, tuple[str | None, str | None]]:
+        repo = Repository.open(settings.database_url)
+        try:
+            await repo.migrate()
+            if not await repo.set_store_clock(args.store_id, zone, cutoff):
+                return False, 0, (None, None)
+            # Hours and fallback business days were folded with the old clock: fold this store again.
+            applied = await Projector(repo).rebuild(args.store_id)
+            return True, applied, (await repo.store_clocks())[args.store_id]
+        finally:
+            await repo.close()
+
+    known, applied, (tz, starts) = asyncio.run(_go())
+    if not known:
+        raise RelayCliError(f"unknown store {args.store_id!r}")
+    out = {"store": args.store_id, "timezone": tz or "UTC", "day_starts_at": starts or "04:00", "refolded": applied}
+    _out(json.dumps(out))
     return 0
 
 
@@ -250,6 +317,61 @@ def _central_user_add(args: argparse.Namespace) -> int:
     asyncio.run(_go())
     _out(json.dumps({"user": args.username, "role": args.role}))
     return 0
+
+
+def _central_user_token(args: argparse.Namespace) -> int:
+    from cloud_relay.central.keys import hash_key, new_api_token  # noqa: PLC0415
+    from hub.contract.types import format_time  # noqa: PLC0415
+
+    token_id, token = new_api_token()
+
+    async def _go(repo: Any) -> bool:
+        ok: bool = await repo.add_token(token_id, args.username, hash_key(token), format_time(datetime.now(UTC)))
+        return ok
+
+    if not _with_repo(args.config, _go):
+        raise RelayCliError(f"no HQ user {args.username!r}: add one first with `storehub central user add`")
+    _out(json.dumps({"user": args.username, "token_id": token_id, "token": token}))
+    return 0
+
+
+def _central_user_tokens(args: argparse.Namespace) -> int:
+    async def _go(repo: Any) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await repo.tokens(args.username)
+        return found
+
+    _out(json.dumps({"user": args.username, "tokens": _with_repo(args.config, _go)}))
+    return 0
+
+
+def _central_user_revoke(args: argparse.Namespace) -> int:
+    from hub.contract.types import format_time  # noqa: PLC0415
+
+    async def _go(repo: Any) -> bool:
+        ok: bool = await repo.revoke_token(args.token_id, format_time(datetime.now(UTC)))
+        return ok
+
+    if not _with_repo(args.config, _go):
+        raise RelayCliError(f"no API token {args.token_id!r} (see `storehub central user tokens NAME`)")
+    _out(json.dumps({"revoked": args.token_id}))
+    return 0
+
+
+def _with_repo(config: Path, act: Any) -> Any:
+    from cloud_relay.central.config import load_central_config  # noqa: PLC0415
+    from cloud_relay.central.repository import Repository  # noqa: PLC0415
+
+    settings = load_central_config(config)
+
+    async def _go() -> Any:
+        repo = Repository.open(settings.database_url)
+        try:
+            await repo.migrate()
+            return await act(repo)
+        finally:
+            await repo.close()
+
+    return asyncio.run(_go())
 
 
 def _central_rebuild(args: argparse.Namespace) -> int:

@@ -32,8 +32,8 @@ class RelaySection(BaseModel):
     secret_env: str = DEFAULT_SECRET_ENV
     secret_file: Path | None = None
     state_dir: Path = Path("relay-state")
-    batch_entries: Annotated[int, Field(ge=1, le=10_000)] = 500
-    batch_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 1024 * 1024
+    batch_entries: Annotated[int, Field(ge=1, le=10_000)] = 2000
+    batch_bytes: Annotated[int, Field(ge=1024, le=16 * 1024 * 1024)] = 2 * 1024 * 1024
     linger_s: Annotated[float, Field(ge=0, le=60)] = 1.0
     poll_s: Annotated[float, Field(gt=0, le=60)] = 0.25
     timeout_s: Annotated[float, Field(gt=0, le=300)] = 15.0

@@ -85,6 +85,8 @@ class Batch:
     epoch: int
     entries: list[WireEntry]
     body: bytes
+    full: bool = False
+    """Cut by the entry count, the byte limit or an epoch change: more entries follow at once."""
 
     @property
     def first_seq(self) -> int:
@@ -205,7 +207,7 @@ class Relay:
         if batch is None:
             return False
         prefetch = None
-        if len(batch.entries) >= self.batch_limit:
+        if batch.full:
             prefetch = asyncio.create_task(self._read_after(batch))
         try:
             await self._deliver(batch)
@@ -315,7 +317,8 @@ class Relay:
         }
         head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         raw = head[:-1] + b',"entries":[' + b",".join(parts) + b"]}"
-        return Batch(epoch=epoch, entries=kept, body=compress(raw))
+        full = len(kept) < len(entries) or len(entries) >= self.batch_limit
+        return Batch(epoch=epoch, entries=kept, body=compress(raw), full=full)
 
     # -- sending -----------------------------------------------------------------------------------
     async def _deliver(self, batch: Batch) -> None:
@@ -491,6 +494,9 @@ class Relay:
             raise _StoppedError
 
 
+_WIRE_JSON: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)  # built once, not per entry
+
+
 async def read_wire_entries(conn: Any, after_seq: int, limit: int) -> list[WireEntry]:
     """Up to `limit` entries above `after_seq` (one short read), with their contract JSON."""
     async with conn.execute(
@@ -505,7 +511,7 @@ async def read_wire_entries(conn: Any, after_seq: int, limit: int) -> list[WireE
             "seq": seq, "epoch": epoch, "at": at, "type": type_, "actor": actor, "device": device, "cmd": cmd,
             "prev_hash": prev_hash, "hash": digest,
         }  # fmt: skip
-        head = json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        head = _WIRE_JSON.encode(fields)
         out.append(WireEntry(seq, epoch, at, prev_hash, digest, f'{head[:-1]},"data":{data}}}'.encode()))
     return out
 

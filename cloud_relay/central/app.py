@@ -20,10 +20,11 @@ from starlette.requests import ClientDisconnect
 
 from cloud_relay.central.batch import BatchRefusedError, TooManyEntriesError, check_batch
 from cloud_relay.central.dashboard import add_dashboard
+from cloud_relay.central.hq_auth import HqAuth
 from cloud_relay.central.keys import key_matches
 from cloud_relay.central.projections import Projector
 from cloud_relay.central.reports_api import add_report_routes
-from cloud_relay.central.repository import Acked, Fork, Gap
+from cloud_relay.central.repository import Acked, Fork, Gap, StorageUnavailableError
 from cloud_relay.wire import SIGNATURE_HEADER, BodyTooLargeError, gunzip_limited, signature_ok
 from hub.contract.types import format_time
 
@@ -92,7 +93,7 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
             return await _refuse(repo, store, exc.kind, exc.reason, body, now)
         try:
             result = await repo.ingest(batch, now)
-        except (OperationalError, DBAPIError, OSError) as exc:
+        except (OperationalError, DBAPIError, OSError, StorageUnavailableError) as exc:
             log.warning("database unavailable during ingest: %s", exc, extra={"store": store})
             return _error(503, "database unavailable, retry", retry_after=RETRY_AFTER_S)
         if isinstance(result, Acked):
@@ -114,8 +115,9 @@ def create_app(repo: Repository, box: SecretBox, settings: CentralSection) -> Fa
         """Refused batches of a store (HQ alerts)."""
         return await repo.quarantined(store)
 
-    add_report_routes(app, repo, settings)
-    add_dashboard(app, repo, box)
+    auth = HqAuth(repo, box)
+    add_report_routes(app, repo, auth)
+    add_dashboard(app, repo, auth)
     return app
 
 

@@ -6,8 +6,9 @@ database_url = "sqlite+aiosqlite:///central.db"   # or postgresql+asyncpg://user
 host = "127.0.0.1"
 port = 8700
 key_file = "central.key"                          # encrypts the stores' HMAC secrets at rest
-# reports_token: set STOREHUB_CENTRAL__REPORTS_TOKEN (>= 16 characters) to open /v1/reports/...
 ```
+HQ's JSON API (`/v1/reports/…`, `/v1/menus/…`) takes per-user API tokens
+(`storehub central user token NAME`) or a dashboard session; the old shared `reports_token` is refused.
 Relative SQLite paths and `key_file` are relative to the config file. `STOREHUB_CENTRAL__<KEY>`
 environment variables override the file.
 """
@@ -39,7 +40,6 @@ class CentralSection(BaseModel):
     max_batch_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
     max_entries: Annotated[int, Field(ge=1, le=100_000)] = 5000
     pool_size: Annotated[int, Field(ge=1, le=100)] = 5
-    reports_token: Annotated[str, Field(min_length=16)] | None = None
     project_on_ingest: bool = True
 
 
@@ -53,6 +53,11 @@ def load_central_config(path: Path) -> CentralSection:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     section = dict(raw.get("central") or {})
+    if "reports_token" in section or os.environ.get("STOREHUB_CENTRAL__REPORTS_TOKEN") is not None:
+        raise ConfigError(
+            f"{path}: central.reports_token: the shared reports token is gone; give each HQ user an API token "
+            "(storehub central user token NAME) and remove reports_token / STOREHUB_CENTRAL__REPORTS_TOKEN"
+        )
     unknown = set(raw) - {"central"}
     if unknown:
         raise ConfigError(f"{path}: unknown section(s) {sorted(unknown)} (only [central])")

@@ -18,7 +18,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import DictLoader, Environment, select_autoescape
 
 from cloud_relay.central import reports
+from cloud_relay.central.hq_auth import COOKIE, SESSION_TTL_S
 from cloud_relay.central.keys import new_credentials
+from cloud_relay.central.storetime import check_zone
 from cloud_relay.central.svg import bar_chart
 from hub.contract.types import format_time
 from hub.domain.auth import verify_pin_hash
@@ -26,23 +28,22 @@ from hub.domain.auth import verify_pin_hash
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from cloud_relay.central.hq_auth import HqAuth
     from cloud_relay.central.keys import SecretBox
     from cloud_relay.central.repository import Repository
 
-COOKIE: Final = "storehub_hq"
-SESSION_TTL_S: Final = 8 * 3600
 ROLES: Final = ("admin", "analyst")
-CSV_REPORTS: Final = ("sales", "item-mix", "tenders", "exceptions", "shifts", "speed", "connectivity")
+CSV_REPORTS: Final = (
+    "sales", "item-mix", "tenders", "exceptions", "shifts", "speed", "connectivity", "offline-card-exposure",
+)  # fmt: skip
 Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
 
 
-def add_dashboard(app: FastAPI, repo: Repository, box: SecretBox) -> None:
+def add_dashboard(app: FastAPI, repo: Repository, auth: HqAuth) -> None:
     """Register the HQ pages on `app`."""
     env = Environment(loader=DictLoader(TEMPLATES), autoescape=select_autoescape(default=True))
-
-    def session(request: Request) -> dict[str, str] | None:
-        cookie = request.cookies.get(COOKIE)
-        return box.open_session(cookie, SESSION_TTL_S) if cookie else None
+    box = auth.box
+    session = auth.session
 
     def page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         return HTMLResponse(env.get_template(name).render(**ctx), status_code=status)
@@ -91,6 +92,7 @@ def add_dashboard(app: FastAPI, repo: Repository, box: SecretBox) -> None:
             "by_store": by_store,
             "item_mix": await reports.item_mix(repo, f),
             "tenders": await reports.tender_mix(repo, f),
+            "offline_cards": await reports.offline_card_exposure(repo, f),
             "exceptions": await reports.exceptions(repo, f),
             "shifts": await reports.shift_reconciliation(repo, f),
             "speed": await reports.speed_of_service(repo, f),
@@ -98,7 +100,7 @@ def add_dashboard(app: FastAPI, repo: Repository, box: SecretBox) -> None:
             "alerts": await repo.quarantined(store or None),
         }
         charts = {
-            "hour": bar_chart("Sales by hour (UTC)", sorted(hours.items())),
+            "hour": bar_chart("Sales by hour (store time)", sorted(hours.items())),
             "store": bar_chart("Sales by store", [(r["store_id"], r["total"]) for r in by_store]),
         }
         query = {k: v for k, v in {"store": store, "day_from": day_from, "day_to": day_to}.items() if v}
@@ -141,22 +143,38 @@ def _add_store_pages(
         return page("stores.html", sess=sess, stores=await repo.list_stores(), created=None, error=None)
 
     @app.post("/stores", include_in_schema=False)
-    async def add_store(request: Request, store_id: Annotated[str, Form()], csrf: Annotated[str, Form()]) -> Response:
+    async def add_store(
+        request: Request,
+        store_id: Annotated[str, Form()],
+        csrf: Annotated[str, Form()],
+        timezone: Annotated[str, Form()] = "UTC",
+    ) -> Response:
         sess = _admin(session(request))
         check_csrf(sess, csrf)
         error = None
         created = None
         if not _STORE_ID.fullmatch(store_id):
             error = "A store id is 1-32 of a-z, 0-9 and '-' (the hub's store.id)."
+        elif not _zone_ok(timezone):
+            error = f"Unknown time zone {timezone!r}: use the hub's [store] timezone, e.g. Europe/Paris."
         else:
             creds, key_hash, sealed = new_credentials(box)
-            if await repo.add_store(store_id, key_hash, sealed, format_time(datetime.now(UTC))):
+            now = format_time(datetime.now(UTC))
+            if await repo.add_store(store_id, key_hash, sealed, now, timezone=timezone):
                 created = {"store": store_id} | creds
             else:
                 error = f"Store {store_id} is already registered."
         stores = await repo.list_stores()
         return page("stores.html", status=200 if error is None else 400, sess=sess, stores=stores, created=created,
                     error=error)  # fmt: skip
+
+
+def _zone_ok(name: str) -> bool:
+    try:
+        check_zone(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _admin(sess: dict[str, str] | None) -> dict[str, str]:
@@ -185,6 +203,12 @@ async def _report_rows(repo: Repository, report: str, f: reports.Filters) -> lis
         ]  # fmt: skip
     if report == "speed":
         return await reports.speed_of_service(repo, f)
+    if report == "offline-card-exposure":
+        return [
+            {"store_id": r["store_id"], **day}
+            for r in await reports.offline_card_exposure(repo, f)
+            for day in r["by_day"]
+        ]
     return await reports.connectivity(repo)
 
 
@@ -245,7 +269,8 @@ never shown again.</p><p>Store key: <code id="store-key">{{ created.store_key }}
 <p>Secret: <code id="store-secret">{{ created.secret }}</code></p></div>{% endif %}
 <ul id="stores">{% for s in stores %}<li>{{ s }}</li>{% endfor %}</ul>
 <form method="post" action="/stores"><input type="hidden" name="csrf" value="{{ sess.csrf }}">
-<label>New store id <input name="store_id" required pattern="[a-z0-9-]{1,32}"></label> <button>Register</button></form>
+<label>New store id <input name="store_id" required pattern="[a-z0-9-]{1,32}"></label>
+<label>Time zone <input name="timezone" value="UTC" required></label> <button>Register</button></form>
 {% endblock %}""",
     "overview.html": """{% extends "base.html" %}{% block main %}
 <form method="get" action="/" id="filters"><label>Store <select name="store"><option value="">all stores</option>
@@ -275,6 +300,14 @@ never shown again.</p><p>Store key: <code id="store-key">{{ created.store_key }}
 <td class="num">{{ money(r.amount) }}</td>
 <td class="num">{{ money(r.tips) }}</td></tr>{% endfor %}</table>
 <a href="/export/tenders.csv?{{ query|urlencode }}" download>tenders.csv</a></section>
+<section id="offline-cards"><h2>Offline card exposure (awaiting authorisation)</h2><table><tr><th>store</th>
+<th>pending</th><th>amount</th><th>oldest</th><th>by day</th><th>declined</th></tr>{% for r in data.offline_cards %}<tr>
+<td>{{ r.store_id }}</td><td class="num">{{ r.count }}</td><td class="num">{{ money(r.amount) }}</td>
+<td>{{ r.oldest_at or '-' }}</td><td>{% for d in r.by_day %}{{ d.business_day }}: {{ d.count }} / {{ money(d.amount) }}
+{% if not loop.last %}<br>{% endif %}{% endfor %}</td>
+<td class="num">{{ r.declined_count }} / {{ money(r.declined_amount) }}</td></tr>
+{% else %}<tr><td colspan="6">No card payment is waiting for authorisation.</td></tr>{% endfor %}</table>
+<a href="/export/offline-card-exposure.csv?{{ query|urlencode }}" download>offline-card-exposure.csv</a></section>
 <section id="exceptions"><h2>Voids, discounts, refunds, no-sales</h2><table><tr><th>store</th><th>when</th><th>kind</th>
 <th>ticket</th><th>amount</th><th>by</th><th>approved by</th><th>reason</th></tr>{% for e in data.exceptions %}<tr>
 <td>{{ e.store_id }}</td><td>{{ e.at }}</td><td>{{ e.kind }}</td><td>{{ e.ticket_id or '' }}</td>

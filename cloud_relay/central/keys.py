@@ -38,6 +38,11 @@ def new_store_secret() -> str:
     return "ss_" + secrets.token_urlsafe(32)
 
 
+def new_api_token() -> tuple[str, str]:
+    """(token id, token) for an HQ user's API token; only the token's hash is kept."""
+    return "tok-" + secrets.token_hex(5), "hqt_" + secrets.token_urlsafe(32)
+
+
 def hash_key(key: str) -> str:
     """What the registry keeps of a bearer key."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()

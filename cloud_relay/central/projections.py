@@ -26,6 +26,7 @@ from cloud_relay.central.schema import (
     proj_tickets,
     stores,
 )
+from cloud_relay.central.storetime import StoreClock
 
 if TYPE_CHECKING:
     from sqlalchemy import Table
@@ -51,6 +52,7 @@ class Projector:
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
         self._locks: dict[str, asyncio.Lock] = {}
+        self._clocks: dict[str, StoreClock] = {}
 
     async def catch_up(self, store_id: str) -> int:
         """Apply every stored entry after the store's projection cursor; returns how many."""
@@ -81,6 +83,7 @@ class Projector:
                     ).all()
                     if not rows:
                         return applied
+                    self._clocks[store_id] = await _clock(conn, store_id)
                     for row in rows:
                         await self._apply(conn, store_id, row._mapping)  # noqa: SLF001 - SQLAlchemy's row API
                     last = rows[-1]
@@ -89,12 +92,15 @@ class Projector:
                     )
                     applied += len(rows)
 
-    async def rebuild(self) -> int:
-        """Empty every projection and fold every store's ledger again; returns entries applied."""
+    async def rebuild(self, only: str | None = None) -> int:
+        """Empty the projections (of one store, or all) and fold the ledger again; returns entries applied."""
         async with self.repo.writing(), self.repo.engine.begin() as conn:
             for table in PROJECTION_TABLES:
-                await conn.execute(delete(table))
-            store_ids = [r[0] for r in await conn.execute(select(stores.c.store_id))]
+                await conn.execute(delete(table) if only is None else delete(table).where(table.c.store_id == only))
+            query = select(stores.c.store_id)
+            if only is not None:
+                query = query.where(stores.c.store_id == only)
+            store_ids = [r[0] for r in await conn.execute(query)]
         total = 0
         for store_id in store_ids:
             total += await self.catch_up(store_id)
@@ -105,6 +111,10 @@ class Projector:
         kind = entry["type"]
         d: dict[str, Any] = json.loads(entry["data"])
         at = entry["at"]
+        clock = self._clocks.get(store) or StoreClock()
+        if not d.get("business_day"):
+            # An entry without the hub's business day gets the one of the store's clock.
+            d["business_day"] = clock.business_day(at)
         if kind == "ticket.opened":
             await self._upsert(
                 conn,
@@ -181,9 +191,17 @@ class Projector:
                         "kind": payment["kind"],
                         "amount": payment["amount"],
                         "tip": payment.get("tip") or 0,
+                        # docs/contract.md "Offline card payments": pending until payment.authorised/declined
+                        "auth": "pending" if payment["kind"] == "card" and payment.get("offline") is True else None,
                     },
                     ["store_id", "payment_id"],
                 )
+        elif kind in PAYMENT_OUTCOMES:
+            await conn.execute(
+                proj_payments.update()
+                .where(proj_payments.c.store_id == store, proj_payments.c.payment_id == d["payment_id"])
+                .values(auth=PAYMENT_OUTCOMES[kind], auth_at=at)
+            )
         elif kind == "ticket.closed":
             await self._upsert(
                 conn,
@@ -196,6 +214,7 @@ class Projector:
                     "shift_id": d.get("shift_id"),
                     "server": d.get("server"),
                     "closed_at": at,
+                    "closed_hour": clock.hour(at),
                     "status": "closed",
                     "total": d.get("total", 0),
                     "discount": d.get("discount", 0),
@@ -244,6 +263,8 @@ class Projector:
                 {"store_id": store, "shift_id": d["shift_id"], "business_day": d.get("business_day"), "opened_at": at},
                 ["store_id", "shift_id"],
             )
+        elif kind == "store.configured":
+            await self._configured(conn, store, d)
         elif kind == "shift.closed":
             report = d.get("report") or {}
             await self._upsert(
@@ -258,6 +279,25 @@ class Projector:
                 },
                 ["store_id", "shift_id"],
             )
+
+    async def _configured(self, conn: AsyncConnection, store: str, d: dict[str, Any]) -> None:
+        # The hub's own word on its clock wins over what HQ typed in; a bad value is left out, not fatal.
+        if "timezone" not in d and "business_day_starts_at" not in d:
+            return
+        current = self._clocks.get(store) or StoreClock()
+        try:
+            clock = StoreClock.of(
+                str(d.get("timezone") or current.timezone),
+                str(d.get("business_day_starts_at") or current.day_starts_at),
+            )
+        except ValueError:
+            return
+        self._clocks[store] = clock
+        await conn.execute(
+            stores.update()
+            .where(stores.c.store_id == store)
+            .values(timezone=clock.timezone, day_starts_at=clock.day_starts_at)
+        )
 
     async def _exception(self, conn: AsyncConnection, store: str, entry: Any, d: dict[str, Any]) -> None:
         kind = EXCEPTIONS[entry["type"]]
@@ -308,6 +348,17 @@ class Projector:
         await conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changes))
 
 
+async def _clock(conn: AsyncConnection, store_id: str) -> StoreClock:
+    row = (
+        await conn.execute(select(stores.c.timezone, stores.c.day_starts_at).where(stores.c.store_id == store_id))
+    ).first()
+    try:
+        return StoreClock.of(row.timezone, row.day_starts_at) if row else StoreClock()
+    except ValueError:
+        return StoreClock()
+
+
+PAYMENT_OUTCOMES: Final = {"payment.authorised": "authorised", "payment.declined": "declined"}
 EXCEPTIONS: Final = {
     "ticket.item_voided": "item_void",
     "ticket.voided": "ticket_void",

@@ -1,4 +1,9 @@
-"""HQ reports over the projections (money in minor units, times in UTC, days as the hub's business day)."""
+"""HQ reports over the projections (money in minor units; days and hours on each store's own clock).
+
+Ledger times stay UTC (`at`); a business day is the hub's, and an hour is the store-time hour
+(`[store] timezone` as central knows it: `storehub central store add/clock --timezone`, or the hub's
+`store.configured` entry).
+"""
 
 from __future__ import annotations
 
@@ -52,9 +57,9 @@ async def _rows(repo: Repository, query: Any) -> list[dict[str, Any]]:
 
 
 async def sales(repo: Repository, f: Filters, by: str) -> list[dict[str, Any]]:
-    """Closed tickets' totals by `store`, `day` or `hour` (UTC hour of closing)."""
+    """Closed tickets' totals by `store`, `day` (business day) or `hour` (store-time hour of closing)."""
     t = proj_tickets
-    hour = func.substr(t.c.closed_at, 12, 2)
+    hour = t.c.closed_hour
     keys: list[Any] = [t.c.store_id]
     if by in ("day", "hour"):
         keys.append(t.c.business_day)
@@ -73,7 +78,11 @@ async def sales(repo: Repository, f: Filters, by: str) -> list[dict[str, Any]]:
         .group_by(*keys)
         .order_by(*keys)
     )
-    return _ints(await _rows(repo, query), "tickets", "total", "tax", "discount", "tips")
+    rows = _ints(await _rows(repo, query), "tickets", "total", "tax", "discount", "tips")
+    for row in rows:
+        if "hour" in row:
+            row["hour"] = "--" if row["hour"] is None else f"{int(row['hour']):02d}"
+    return rows
 
 
 async def item_mix(repo: Repository, f: Filters) -> list[dict[str, Any]]:
@@ -109,6 +118,58 @@ async def tender_mix(repo: Repository, f: Filters) -> list[dict[str, Any]]:
         .order_by(p.c.kind)
     )
     return _ints(await _rows(repo, query), "count", "amount", "tips")
+
+
+async def offline_card_exposure(repo: Repository, f: Filters, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Per store: card payments taken offline whose authorisation is still pending (count, amount, oldest, by day).
+
+    `amount` is what the cards were charged, tips included; declined offline cards are counted apart.
+    """
+    now = now or datetime.now(UTC)
+    p = proj_payments
+    charged = func.sum(p.c.amount + p.c.tip)
+    days = await _rows(
+        repo,
+        select(
+            p.c.store_id,
+            p.c.business_day,
+            func.count().label("count"),
+            charged.label("amount"),
+            func.min(p.c.at).label("oldest_at"),
+        )
+        .where(p.c.auth == "pending", *f.where(p))
+        .group_by(p.c.store_id, p.c.business_day)
+        .order_by(p.c.store_id, p.c.business_day),
+    )
+    declined = {
+        r["store_id"]: r
+        for r in await _rows(
+            repo,
+            select(p.c.store_id, func.count().label("count"), charged.label("amount"))
+            .where(p.c.auth == "declined", *f.where(p))
+            .group_by(p.c.store_id),
+        )
+    }
+    out: dict[str, dict[str, Any]] = {}
+    for day in _ints(days, "count", "amount"):
+        store = out.setdefault(
+            day["store_id"],
+            {"store_id": day["store_id"], "count": 0, "amount": 0, "oldest_at": None, "by_day": []},
+        )
+        store["count"] += day["count"]
+        store["amount"] += day["amount"]
+        if store["oldest_at"] is None or day["oldest_at"] < store["oldest_at"]:
+            store["oldest_at"] = day["oldest_at"]
+        store["by_day"].append({k: day[k] for k in ("business_day", "count", "amount", "oldest_at")})
+    for store_id in declined:
+        out.setdefault(store_id, {"store_id": store_id, "count": 0, "amount": 0, "oldest_at": None, "by_day": []})
+    rows = [out[k] for k in sorted(out)]
+    for row in rows:
+        row["oldest_age_s"] = _age(row["oldest_at"], now)
+        gone = declined.get(row["store_id"]) or {}
+        row["declined_count"] = int(gone.get("count") or 0)
+        row["declined_amount"] = int(gone.get("amount") or 0)
+    return rows
 
 
 async def exceptions(repo: Repository, f: Filters) -> list[dict[str, Any]]:

@@ -1,8 +1,10 @@
-"""`/v1/reports/...` and `/v1/menus/...`: HQ's JSON API (OpenAPI at /docs), behind the bearer HQ token."""
+"""`/v1/reports/...` and `/v1/menus/...`: HQ's JSON API (OpenAPI at /docs), for HQ users (`hq_auth`).
+
+Reports are open to every HQ user (admin and analyst); publishing and rolling back menus to admins.
+"""
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +18,7 @@ from hub.contract.types import format_time
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from cloud_relay.central.config import CentralSection
+    from cloud_relay.central.hq_auth import HqAuth
     from cloud_relay.central.repository import Repository
 
 Day = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]
@@ -52,16 +54,14 @@ async def _each(stores: list[str], act: Callable[[str, str], Awaitable[str | Non
     return {"published": stores}
 
 
-def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) -> None:
-    """Register the report endpoints on `app`."""
+def add_report_routes(app: FastAPI, repo: Repository, auth: HqAuth) -> None:
+    """Register the report and menu endpoints on `app`."""
 
-    def _reader(request: Request) -> None:
-        token = settings.reports_token
-        if token is None:
-            raise HTTPException(403, "reports are closed: set reports_token (STOREHUB_CENTRAL__REPORTS_TOKEN)")
-        presented = request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(presented.encode(), token.encode()):
-            raise HTTPException(401, "a valid reports token is required (Authorization: Bearer ...)")
+    async def _reader(request: Request) -> None:
+        await auth.user(request)
+
+    async def _admin(request: Request) -> None:
+        await auth.user(request, write=True, admin=True)
 
     def _filters(store: str | None, day_from: str | None, day_to: str | None) -> reports.Filters:
         return reports.Filters(store=store, day_from=day_from, day_to=day_to)
@@ -75,7 +75,7 @@ def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) 
         day_to: Day = None,
     ) -> list[dict[str, Any]]:
         """Sales of closed tickets by store, business day or hour."""
-        _reader(request)
+        await _reader(request)
         return await reports.sales(repo, _filters(store, day_from, day_to), by)
 
     @app.get("/v1/reports/item-mix")
@@ -83,7 +83,7 @@ def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) 
         request: Request, store: str | None = None, day_from: Day = None, day_to: Day = None
     ) -> list[dict[str, Any]]:
         """Quantities and amounts per menu item."""
-        _reader(request)
+        await _reader(request)
         return await reports.item_mix(repo, _filters(store, day_from, day_to))
 
     @app.get("/v1/reports/tenders")
@@ -91,7 +91,7 @@ def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) 
         request: Request, store: str | None = None, day_from: Day = None, day_to: Day = None
     ) -> list[dict[str, Any]]:
         """Payments by tender kind."""
-        _reader(request)
+        await _reader(request)
         return await reports.tender_mix(repo, _filters(store, day_from, day_to))
 
     @app.get("/v1/reports/exceptions")
@@ -99,7 +99,7 @@ def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) 
         request: Request, store: str | None = None, day_from: Day = None, day_to: Day = None
     ) -> list[dict[str, Any]]:
         """Voids, discounts, refunds and no-sales with actor and approver."""
-        _reader(request)
+        await _reader(request)
         return await reports.exceptions(repo, _filters(store, day_from, day_to))
 
     @app.get("/v1/reports/shifts")
@@ -107,30 +107,38 @@ def add_report_routes(app: FastAPI, repo: Repository, settings: CentralSection) 
         request: Request, store: str | None = None, day_from: Day = None, day_to: Day = None
     ) -> list[dict[str, Any]]:
         """Shift reconciliation: the hub's Z next to central's sums (`equal` must be true)."""
-        _reader(request)
+        await _reader(request)
         return await reports.shift_reconciliation(repo, _filters(store, day_from, day_to))
+
+    @app.get("/v1/reports/offline-card-exposure")
+    async def offline_card_exposure(
+        request: Request, store: str | None = None, day_from: Day = None, day_to: Day = None
+    ) -> list[dict[str, Any]]:
+        """Per store: offline card payments still awaiting authorisation (count, amount, oldest, by day)."""
+        await _reader(request)
+        return await reports.offline_card_exposure(repo, _filters(store, day_from, day_to))
 
     @app.get("/v1/reports/speed")
     async def speed(request: Request, store: str | None = None) -> list[dict[str, Any]]:
         """Kitchen speed of service per station."""
-        _reader(request)
+        await _reader(request)
         return await reports.speed_of_service(repo, reports.Filters(store=store))
 
     @app.post("/v1/menus/publish")
     async def publish_menu(request: Request, body: MenuPublication) -> dict[str, Any]:
-        """Publish a versioned menu to one store or a group of stores (their relays fetch it)."""
-        _reader(request)
+        """Publish a versioned menu to one store or a group of stores (their relays fetch it); admins only."""
+        await _admin(request)
         text = body.menu.model_dump_json()
         return await _each(body.stores, lambda store, now: repo.publish_menu(store, body.menu.version, text, now))
 
     @app.post("/v1/menus/rollback")
     async def rollback_menu(request: Request, body: MenuRollback) -> dict[str, Any]:
-        """Make an earlier version the current menu again for one store or a group."""
-        _reader(request)
+        """Make an earlier version the current menu again for one store or a group; admins only."""
+        await _admin(request)
         return await _each(body.stores, lambda store, now: repo.publish_menu(store, body.version, None, now))
 
     @app.get("/v1/reports/connectivity")
     async def connectivity(request: Request) -> list[dict[str, Any]]:
         """Every store: last batch, newest entry held, and how far behind."""
-        _reader(request)
+        await _reader(request)
         return await reports.connectivity(repo)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from cloud_relay.central.schema import (
+    hq_tokens,
     hq_users,
     ledger_entries,
     menu_current,
@@ -63,6 +65,10 @@ class Fork:
 IngestResult = Acked | Gap | Fork
 
 
+class StorageUnavailableError(Exception):
+    """The database failed under a write (answered 503 with Retry-After, like SQLAlchemy's errors)."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoreRecord:
     """A registered store."""
@@ -101,16 +107,48 @@ class Repository:
         await self.engine.dispose()
 
     # -- store registry ------------------------------------------------------------------------
-    async def add_store(self, store_id: str, key_hash: str, secret_enc: str, now: str) -> bool:
-        """Register a store; False if the id is taken."""
+    async def add_store(
+        self,
+        store_id: str,
+        key_hash: str,
+        secret_enc: str,
+        now: str,
+        *,
+        timezone: str | None = None,
+        day_starts_at: str | None = None,
+    ) -> bool:
+        """Register a store (with its clock, when HQ knows it); False if the id is taken."""
         async with self._writing(), self.engine.begin() as conn:
             exists = await conn.scalar(select(stores.c.store_id).where(stores.c.store_id == store_id))
             if exists is not None:
                 return False
             await conn.execute(
-                stores.insert().values(store_id=store_id, key_hash=key_hash, secret_enc=secret_enc, created_at=now)
+                stores.insert().values(
+                    store_id=store_id,
+                    key_hash=key_hash,
+                    secret_enc=secret_enc,
+                    created_at=now,
+                    timezone=timezone,
+                    day_starts_at=day_starts_at,
+                )
             )
         return True
+
+    async def set_store_clock(self, store_id: str, timezone: str | None, day_starts_at: str | None) -> bool:
+        """Set a store's time zone and/or business-day start (None: unchanged); False for an unknown store."""
+        values = {k: v for k, v in {"timezone": timezone, "day_starts_at": day_starts_at}.items() if v is not None}
+        async with self._writing(), self.engine.begin() as conn:
+            if await conn.scalar(select(stores.c.store_id).where(stores.c.store_id == store_id)) is None:
+                return False
+            if values:
+                await conn.execute(update(stores).where(stores.c.store_id == store_id).values(**values))
+        return True
+
+    async def store_clocks(self) -> dict[str, tuple[str | None, str | None]]:
+        """Every store's (timezone, day_starts_at) as central holds them (None: not known)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(stores.c.store_id, stores.c.timezone, stores.c.day_starts_at))
+            return {str(r[0]): (r[1], r[2]) for r in rows}
 
     async def get_store(self, store_id: str) -> StoreRecord | None:
         """A registered store, or None."""
@@ -193,6 +231,50 @@ class Repository:
             ).first()
         return None if row is None else (str(row.role), str(row.password_hash))
 
+    async def add_token(self, token_id: str, username: str, token_hash: str, now: str) -> bool:
+        """Keep a new API token's hash for an HQ user; False if there is no such user."""
+        async with self._writing(), self.engine.begin() as conn:
+            if await conn.scalar(select(hq_users.c.username).where(hq_users.c.username == username)) is None:
+                return False
+            await conn.execute(
+                hq_tokens.insert().values(token_id=token_id, username=username, token_hash=token_hash, created_at=now)
+            )
+        return True
+
+    async def revoke_token(self, token_id: str, now: str) -> bool:
+        """Revoke an API token at once; False if there is no such token (revoking twice is harmless)."""
+        async with self._writing(), self.engine.begin() as conn:
+            if await conn.scalar(select(hq_tokens.c.token_id).where(hq_tokens.c.token_id == token_id)) is None:
+                return False
+            await conn.execute(
+                update(hq_tokens)
+                .where(hq_tokens.c.token_id == token_id, hq_tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+        return True
+
+    async def token_owner(self, token_hash: str) -> tuple[str, str, str | None] | None:
+        """(user name, role, revoked_at) for a token hash, or None when no token (or its user) exists."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(hq_tokens.c.username, hq_users.c.role, hq_tokens.c.revoked_at)
+                    .select_from(hq_tokens.join(hq_users, hq_users.c.username == hq_tokens.c.username))
+                    .where(hq_tokens.c.token_hash == token_hash)
+                )
+            ).first()
+        return None if row is None else (str(row.username), str(row.role), row.revoked_at)
+
+    async def tokens(self, username: str) -> list[dict[str, Any]]:
+        """An HQ user's API tokens (ids and dates; never the tokens)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(hq_tokens.c.token_id, hq_tokens.c.created_at, hq_tokens.c.revoked_at)
+                .where(hq_tokens.c.username == username)
+                .order_by(hq_tokens.c.created_at, hq_tokens.c.token_id)
+            )
+            return [dict(row._mapping) for row in rows]  # noqa: SLF001 - SQLAlchemy's public row API
+
     # -- ingest --------------------------------------------------------------------------------
     async def ingest(self, batch: CheckedBatch, now: str) -> IngestResult:
         """Store a checked batch in one transaction, or say why not."""
@@ -260,7 +342,7 @@ class Repository:
                 f"seq {new_rows[0]['seq']} of epoch {batch.epoch} does not continue the stored chain "
                 f"(its prev_hash differs from the stored hash of seq {expected - 1}: a fork)"
             )
-        await conn.execute(self._insert_entries(), [row | {"received_at": now} for row in new_rows])
+        await self._insert_new(conn, new_rows, now)
         if head is None:
             await conn.execute(
                 store_heads.insert().values(
@@ -280,6 +362,28 @@ class Repository:
             )
         await conn.execute(update(stores).where(stores.c.store_id == batch.store).values(last_batch_at=now))
         return Acked(batch.last_seq, len(new_rows))
+
+    async def _insert_new(self, conn: AsyncConnection, rows: list[dict[str, Any]], now: str) -> None:
+        """Insert entries that are new under this transaction's lock (checked against the head above).
+
+        PostgreSQL: one COPY (binary, one round trip, no per-row statement); the store row is locked
+        FOR UPDATE and every seq is above the stored head, so no row can already be there. SQLite:
+        executemany with ON CONFLICT DO NOTHING.
+        """
+        if self.dialect == "postgresql":
+            raw = await conn.get_raw_connection()
+            driver: Any = raw.driver_connection
+            values = itemgetter(*_COPY_COLUMNS[:-1])
+            records = [(*values(row), now) for row in rows]
+            import asyncpg  # type: ignore[import-untyped]  # noqa: PLC0415 - only PostgreSQL needs it
+
+            try:
+                await driver.copy_records_to_table("ledger_entries", records=records, columns=_COPY_COLUMNS)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                # The raw driver's errors are not SQLAlchemy's: say "storage unavailable" like those do.
+                raise StorageUnavailableError(f"COPY into ledger_entries failed: {exc}") from exc
+            return
+        await conn.execute(self._insert_entries(), [row | {"received_at": now} for row in rows])
 
     def _insert_entries(self) -> Any:
         if self.dialect == "postgresql":
@@ -401,6 +505,11 @@ class Repository:
 
     def _writing(self) -> Any:
         return self._write_lock if self._write_lock is not None else _NoLock()
+
+
+_COPY_COLUMNS: Final = (
+    "store_id", "epoch", "seq", "at", "type", "actor", "device", "cmd", "data", "prev_hash", "hash", "received_at",
+)  # fmt: skip
 
 
 class _NoLock:

@@ -31,6 +31,9 @@ stores = Table(
     Column("created_at", String(32), nullable=False),
     Column("last_batch_at", String(32)),
     Column("halted_reason", Text),
+    # The store's clock for reports (hub `[store] timezone`, `business_day_starts_at`); NULL: UTC, 04:00.
+    Column("timezone", String(64)),
+    Column("day_starts_at", String(5)),
 )
 
 ledger_entries = Table(
@@ -106,6 +109,7 @@ proj_tickets = Table(
     Column("tax", BigInteger, nullable=False, default=0),
     Column("tip", BigInteger, nullable=False, default=0),
     Column("split_from", String(64)),
+    Column("closed_hour", Integer),  # hour of closing on the store's clock (0-23)
     PrimaryKeyConstraint("store_id", "ticket_id", name="proj_tickets_pk"),
 )
 
@@ -135,6 +139,9 @@ proj_payments = Table(
     Column("kind", String(16), nullable=False),
     Column("amount", BigInteger, nullable=False),
     Column("tip", BigInteger, nullable=False),
+    # Card taken while the store could not reach the payments API: pending, then authorised or declined.
+    Column("auth", String(16)),
+    Column("auth_at", String(32)),
     PrimaryKeyConstraint("store_id", "payment_id", name="proj_payments_pk"),
 )
 
@@ -188,6 +195,16 @@ hq_users = Table(
     Column("role", String(16), nullable=False),
     Column("password_hash", Text, nullable=False),
     Column("created_at", String(32), nullable=False),
+)
+
+hq_tokens = Table(
+    "hq_tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", String(32), nullable=False),
+    Column("revoked_at", String(32)),
 )
 
 menus = Table(

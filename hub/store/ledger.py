@@ -24,9 +24,13 @@ INSERT_SQL: Final = (
 _COLUMNS: Final = "seq, epoch, at, type, actor, device, cmd, data, prev_hash, hash"
 
 
+# json.dumps with options builds a new encoder per call; this is the same encoder, built once.
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(obj: Any) -> bytes:
     """The contract's canonical JSON: sorted keys, no spaces, UTF-8, no ASCII escaping."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return _CANONICAL.encode(obj).encode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,8 @@ from cloud_relay.central.keys import SecretBox, new_credentials
 from cloud_relay.central.repository import Repository
 from cloud_relay.config import RelayConfig, load_relay_config
 from cloud_relay.sample import sell
+from cloud_relay.wire import SIGNATURE_HEADER, encode_batch, ledger_path, sign
+from hub.store.ledger import GENESIS_HASH, LedgerEntry, make_entry
 from tests.hubproc import REPO, write_config
 from tests.mqtt_helpers import free_port
 
@@ -115,6 +117,7 @@ class Central:
     extra: str = ""
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    token: str = ""  # an HQ API token, when a test minted one
 
     def __post_init__(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -169,6 +172,14 @@ class Central:
             return creds
         return asyncio.run(_add_store(self.database_url, self.directory / "central.key", store_id))
 
+    def hq_token(self, username: str = "hq-api", role: str = "analyst") -> str:
+        """An HQ user (created if new) and a fresh API token of theirs, through the CLI."""
+        storehub("central", "user", "add", username, "--role", role, "--config", str(self.config),
+                 input_="a long password\n")  # fmt: skip
+        minted = storehub("central", "user", "token", username, "--config", str(self.config))
+        token: str = json.loads(minted.stdout.strip().splitlines()[-1])["token"]
+        return token
+
     def audit(self, store_id: str) -> dict[str, Any]:
         """What central holds for a store."""
         return asyncio.run(_audit(self.database_url, store_id))
@@ -202,3 +213,51 @@ async def _quarantined(url: str, store_id: str) -> list[dict[str, Any]]:
         return await repo.quarantined(store_id)
     finally:
         await repo.close()
+
+
+def chain(events: list[tuple[str, str, dict[str, Any]]], after: LedgerEntry | None = None) -> list[LedgerEntry]:
+    """Validly hash-chained ledger entries (the hub's own `make_entry`) for `(at, type, data)` events."""
+    entries: list[LedgerEntry] = []
+    prev, seq = (after.hash, after.seq) if after else (GENESIS_HASH, 0)
+    for at, type_, data in events:
+        seq += 1
+        entry = make_entry(
+            seq=seq, epoch=0, at=at, type_=type_, actor="emp-test", device="tab-1", cmd=f"c-{seq}", data=data,
+            prev_hash=prev,
+        )  # fmt: skip
+        entries.append(entry)
+        prev = entry.hash
+    return entries
+
+
+def post_entries(url: str, store_id: str, creds: dict[str, str], entries: list[LedgerEntry]) -> httpx.Response:
+    """POST entries to central as a relay would: the contract's batch, gzip, HMAC signature, store key."""
+    batch = {
+        "store": store_id,
+        "epoch": entries[0].epoch,
+        "batch_id": f"test-{entries[0].seq}",
+        "first_seq": entries[0].seq,
+        "last_seq": entries[-1].seq,
+        "prev_hash": entries[0].prev_hash,
+        "last_hash": entries[-1].hash,
+        "entries": [e.to_dict() for e in entries],
+    }
+    body = encode_batch(batch)
+    headers = {
+        "Authorization": f"Bearer {creds['store_key']}",
+        "Content-Encoding": "gzip",
+        "Content-Type": "application/json",
+        SIGNATURE_HEADER: sign(creds["secret"].encode("utf-8"), body),
+    }
+    return httpx.post(url + ledger_path(store_id), content=body, headers=headers, timeout=30)
+
+
+def wait_for(probe: Any, timeout: float = 60.0) -> Any:
+    """Poll `probe()` until it returns something truthy (projections follow ingest in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "central did not catch up"
+        time.sleep(0.1)

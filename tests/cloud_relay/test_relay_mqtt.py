@@ -27,11 +27,8 @@ def _statuses(client, topic: str) -> list[dict[str, Any]]:
     return [json.loads(p) for p in client.received(topic)]
 
 
-HQ_TOKEN = "hq-token-0123456789abcdef"
-
-
 def _hq(central: Central, path: str, body: dict[str, Any]) -> None:
-    answer = httpx.post(central.url + path, json=body, headers={"Authorization": f"Bearer {HQ_TOKEN}"}, timeout=10)
+    answer = httpx.post(central.url + path, json=body, headers={"Authorization": f"Bearer {central.token}"}, timeout=10)
     assert answer.status_code == 200, answer.text
 
 
@@ -57,10 +54,8 @@ def _caught_up(client, topic: str, count: int) -> bool:
 
 def test_relay_ships_a_running_hubs_ledger_and_publishes_its_status(tmp_path: Path) -> None:
     hub = HubProcess(write_config(tmp_path / "store", store_id="live")).start()
-    central = Central(
-        tmp_path / "central", "sqlite+aiosqlite:///" + str(tmp_path / "central" / "c.db"),
-        extra=f'reports_token = "{HQ_TOKEN}"\n',
-    ).start()  # fmt: skip
+    central = Central(tmp_path / "central", "sqlite+aiosqlite:///" + str(tmp_path / "central" / "c.db")).start()
+    central.token = central.hq_token("hq-admin", "admin")  # publishing menus is an admin's
     try:
         tablet = hub.tablet("tab-01")
         tablet.close()  # a few ledger entries more, written by the running hub
@@ -99,7 +94,7 @@ def test_relay_ships_a_running_hubs_ledger_and_publishes_its_status(tmp_path: Pa
         wait_until(lambda: _menus(hub.config)[-3:] == ["hq-2", "hq-3", "hq-2"], timeout=30, what="the rollback")
         refused = httpx.post(
             central.url + "/v1/menus/rollback", json={"stores": ["live"], "version": "never"},
-            headers={"Authorization": f"Bearer {HQ_TOKEN}"}, timeout=10,
+            headers={"Authorization": f"Bearer {central.token}"}, timeout=10,
         )  # fmt: skip
         assert refused.status_code == 409
         count = hub_entries(hub.config)[0]

@@ -18,11 +18,11 @@ from tests.hubproc import write_config
 if TYPE_CHECKING:
     from pathlib import Path
 
-TOKEN = "reports-token-" + "x" * 16
-
 
 def _get(central: Central, path: str, **params: str) -> Any:
-    answer = httpx.get(central.url + path, params=params, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+    answer = httpx.get(
+        central.url + path, params=params, headers={"Authorization": f"Bearer {central.token}"}, timeout=30
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -31,7 +31,8 @@ def test_reports_from_a_relayed_service_reconcile_with_the_hub(tmp_path: Path, d
     store_id = "rep-" + secrets.token_hex(3)
     store = write_config(tmp_path / "store", store_id=store_id)
     head = asyncio.run(service(store))
-    central = Central(tmp_path / "central", database_url, extra=f'reports_token = "{TOKEN}"\n').start()
+    central = Central(tmp_path / "central", database_url).start()
+    central.token = central.hq_token()
     try:
         relay = Relay(load_relay(relay_config(store, central.url, central.add_store(store_id), batch_entries=7)))
         assert asyncio.run(relay.drain()) == head

@@ -13,8 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from cloud_relay.central.batch import BatchRefusedError, TooManyEntriesError, check_batch
-from cloud_relay.central.repository import Acked, Fork, Gap, Repository
-from cloud_relay.central.schema import metadata
+from cloud_relay.central.repository import Acked, Fork, Gap, Repository, StorageUnavailableError
+from cloud_relay.central.schema import ledger_entries, metadata
 from hub.store.ledger import LedgerEntry, entry_from_row, make_entry
 from tests.cloud_relay.helpers import hub_ledger
 
@@ -206,3 +206,26 @@ def test_check_batch_refuses_tampering_and_nonsense(ledger: list[LedgerEntry]) -
     money["entries"][0]["seq"] = 1.0
     with pytest.raises(BatchRefusedError, match="seq"):
         check_batch(json.dumps(money).encode(), store, 100)
+
+
+def test_a_failed_copy_into_postgresql_changes_nothing_and_says_storage_unavailable(
+    pg_server: str, ledger: list[LedgerEntry]
+) -> None:
+    store = new_store()
+
+    async def go(repo: Repository) -> tuple[list[dict[str, Any]], dict[str, Any], Any]:
+        await register(repo, store)
+        await repo.ingest(check_batch(body(store, ledger[:10]), store, 1000), NOW)
+        # A row central's head does not know about (written behind its back): the COPY of the next
+        # batch meets it, and the whole transaction must go, head and all.
+        stray = check_batch(body(store, ledger[10:15]), store, 1000).rows[3] | {"received_at": NOW}
+        async with repo.engine.begin() as conn:
+            await conn.execute(ledger_entries.insert().values(**stray))
+        with pytest.raises(StorageUnavailableError, match="COPY"):
+            await repo.ingest(check_batch(body(store, ledger[10:20]), store, 1000), NOW)
+        return await repo.heads(store), await repo.audit(store), await repo.get_store(store)
+
+    heads, audit, record = run_with_repo(pg_server, go)
+    assert [h["last_seq"] for h in heads] == [10]
+    assert audit["entries"] == 11  # the first batch and the stray row; nothing of the refused batch
+    assert record is not None
