@@ -16,47 +16,45 @@ import importlib.util
 import os
 import platform
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
 
-def _capabilities_cache() -> tuple[Path, bool] | None:
-    """Give python-escpos a persistent place for its capability cache, before it is imported.
+def _cache_dirs() -> list[Path]:
+    """Where the shared pickle may live: systemd's `CACHE_DIRECTORY`, else the user's XDG cache."""
+    found = []
+    systemd = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if systemd:
+        found.append(Path(systemd))
+    with contextlib.suppress(RuntimeError):  # no home directory at all
+        found.append(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "storehub")
+    return found
 
-    On import, python-escpos parses its capability database (about 1 MB of JSON, read with a
-    pure-Python YAML parser: a third of a second on a Pi-class CPU, in every process) unless it finds
-    a pickle of it. Its default pickle directory is a fresh temporary directory per process, so the
-    pickle is never reused, and it creates that directory even when told to use another one, so
-    every process leaves a directory behind in /tmp. We keep the pickle in systemd's
-    `CACHE_DIRECTORY` (`CacheDirectory=storehub`), else the user's XDG cache, else one fixed
-    directory per user under the temporary directory, and import the library with a private scratch
-    directory as its temporary directory, removed afterwards.
 
-    The library writes its pickle in place while it parses, so a second process starting meanwhile
-    could read half a file: a missing or stale pickle is built in the scratch directory and moved
-    into place whole. Returns (scratch directory, whether the pickle is being built there).
+def _own(directory: Path) -> bool:
+    """Ours alone: a real directory (not a link), owned by us, writable by nobody else.
+
+    The pickle is loaded with `pickle.load`, so whoever can write it can run code as us.
     """
-    if os.environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR"):
-        return None
-    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    candidates = [
-        os.environ.get("CACHE_DIRECTORY", "").split(":")[0],
-        str(home / "storehub"),
-        str(Path(tempfile.gettempdir()) / f"storehub-cache-{os.getuid()}"),
-    ]
-    for candidate in filter(None, candidates):
-        directory = Path(candidate) / "escpos"
+    info = directory.lstat()
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o022
+
+
+def _capabilities_cache() -> tuple[Path, Path | None]:
+    """A private scratch directory for this import, and the shared cache directory (None: none usable)."""
+    for base in _cache_dirs():
+        directory = base / "escpos"
         try:
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            scratch = Path(tempfile.mkdtemp(prefix=".import-", dir=directory))
+            if not _own(directory):
+                continue
+            return Path(tempfile.mkdtemp(prefix=".import-", dir=directory)), directory
         except OSError:
             continue
-        building = not _fresh(directory / _PICKLE)
-        os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(scratch if building else directory)
-        return scratch, building
-    return None
+    return Path(tempfile.mkdtemp(prefix="storehub-escpos-")), None
 
 
 def _fresh(pickle: Path) -> bool:
@@ -72,24 +70,49 @@ def _fresh(pickle: Path) -> bool:
 
 
 def _import_dummy() -> Any:
-    """`escpos.printer.Dummy`, imported with its cache in place (see `_capabilities_cache`)."""
-    cache = _capabilities_cache()
-    saved = tempfile.tempdir
-    if cache is not None:
-        tempfile.tempdir = str(cache[0])  # where the library's stray temporary directory lands
-    try:
+    """`escpos.printer.Dummy`, imported with its capability cache kept between processes.
+
+    On import, python-escpos parses its capability database (about 1 MB of JSON, read with a
+    pure-Python YAML parser: a third of a second on a Pi-class CPU, in every process) unless it finds
+    a pickle of it in `ESCPOS_CAPABILITIES_PICKLE_DIR`. Left alone it uses a fresh temporary
+    directory per process, so the pickle is never reused, and it creates one even when told to use
+    another, so every process would leave a directory behind in /tmp. We keep the pickle in
+    `_cache_dirs()` and import the library with a private scratch directory as its temporary
+    directory, removed afterwards.
+
+    The library writes its pickle in place while it parses, so a process starting meanwhile could
+    read half a file: a missing or stale pickle is built in the scratch directory and moved into
+    place whole. A damaged one (a power cut before it reached the disk) is rebuilt. Children do not
+    inherit the setting. An operator's own `ESCPOS_CAPABILITIES_PICKLE_DIR` is used as it is.
+    """
+    if os.environ.get("ESCPOS_CAPABILITIES_PICKLE_DIR"):
         from escpos.printer import Dummy  # type: ignore[import-untyped]  # noqa: PLC0415
 
         return Dummy
+    scratch, shared = _capabilities_cache()
+    building = shared is None or not _fresh(shared / _PICKLE)
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(scratch)  # where the library's stray temporary directory lands
+    os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(scratch if building else shared)
+    try:
+        try:
+            from escpos.printer import Dummy  # noqa: PLC0415
+        except Exception:
+            if building or shared is None:
+                raise
+            with contextlib.suppress(OSError):
+                (shared / _PICKLE).unlink()
+            building = True
+            os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(scratch)
+            from escpos.printer import Dummy  # noqa: PLC0415
+        if building and shared is not None:
+            with contextlib.suppress(OSError):
+                (scratch / _PICKLE).replace(shared / _PICKLE)
+        return Dummy
     finally:
         tempfile.tempdir = saved
-        if cache is not None:
-            scratch, building = cache
-            if building:
-                with contextlib.suppress(OSError):
-                    (scratch / _PICKLE).replace(scratch.parent / _PICKLE)
-            shutil.rmtree(scratch, ignore_errors=True)
-            os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(scratch.parent)
+        os.environ.pop("ESCPOS_CAPABILITIES_PICKLE_DIR", None)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 _PICKLE: Final = f"{platform.python_version()}.capabilities.pickle"
