@@ -29,14 +29,17 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds, as the ledger and every envelope spell time: `…T12:00:00.123Z`."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: the contract only carries UTC times")
+    if moment.tzinfo is not UTC:
+        # Converted before the cache: local times in one zone that differ only by `fold` (the
+        # repeated hour when clocks go back) compare equal, and must not share a spelling.
+        moment = moment.astimezone(UTC)
     return _format_utc(moment)
 
 
 @functools.lru_cache(maxsize=4096)
 def _format_utc(moment: datetime) -> str:
-    # A batch spells the same few moments over and over (its entries' `at`, the tickets it touched),
-    # so they are remembered; equal instants in any offset spell the same, so they may share a slot.
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+    # A batch spells the same few moments over and over (its entries' `at`, the tickets it touched).
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> datetime:

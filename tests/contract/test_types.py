@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -40,3 +41,11 @@ def test_equal_instants_in_different_offsets_spell_the_same() -> None:
 def test_a_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         format_time(datetime(2026, 11, 30, 12, 0))  # noqa: DTZ001 - the point of the test
+
+
+def test_the_repeated_hour_when_clocks_go_back_is_two_instants() -> None:
+    new_york = ZoneInfo("America/New_York")
+    first = datetime(2026, 11, 1, 1, 30, tzinfo=new_york, fold=0)
+    second = datetime(2026, 11, 1, 1, 30, tzinfo=new_york, fold=1)
+    assert format_time(first) == "2026-11-01T05:30:00.000Z"
+    assert format_time(second) == "2026-11-01T06:30:00.000Z"
