@@ -45,7 +45,7 @@ LOCK_NAME: Final = "hub.lock"
 SOCKET_NAME: Final = "hub.sock"
 HUB_SECRET_NAME: Final = "hub.secret"  # noqa: S105 - a file name, not a secret
 CONTROL_LIMIT: Final = 1 << 20
-STARTING_WAIT_S: Final = 10.0
+STARTING_WAIT_S: Final = 30.0
 """How long a control request waits for a starting hub's socket."""
 GC_YOUNG: Final = 10_000
 """Allocations between young-generation collections (the interpreter's default is 700)."""
@@ -75,7 +75,9 @@ class HubError(Exception):
 
 
 def settle_memory() -> None:
-    """Once start-up is done: keep the cyclic garbage collector off what start-up loaded, and run it less.
+    """Once start-up is done, keep the cyclic garbage collector off what it loaded, and run it less.
+
+    Process-wide, so `storehub hub run` calls it (as `Hub.run`'s `on_ready`), never a library user.
 
     The store's state, the menu, the models and the imported modules live as long as the hub; every
     full collection would walk them all again, a pause that grows with the day's tickets and lands
@@ -302,7 +304,6 @@ class Hub:
             )
             self.bus = bus
             engine.attach(bus)
-            web: WebRuntime | None = None
             try:
                 await bus.start(
                     self._status(),
@@ -330,7 +331,6 @@ class Hub:
                         self._control, path=str(self.data_dir / SOCKET_NAME), limit=CONTROL_LIMIT
                     )
                     (self.data_dir / SOCKET_NAME).chmod(0o600)
-                    settle_memory()
                     if on_ready is not None:
                         on_ready()
                     self._engine_answered = time.monotonic()
@@ -352,8 +352,8 @@ class Hub:
             finally:
                 if self.ota is not None:
                     await self.ota.stop()
-                if web is not None:
-                    await web.stop()
+                if self.web is not None:  # also when it failed half-way through starting
+                    await self.web.stop()
                 await printing.stop()
                 await engine.flush_acked()
                 await bus.stop()

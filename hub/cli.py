@@ -158,7 +158,7 @@ def _database(loaded: LoadedConfig) -> Path:
 
 
 def _hub_run(args: argparse.Namespace) -> int:
-    from hub.app import Hub, HubError  # noqa: PLC0415 - keep `storehub --help` fast
+    from hub.app import Hub, HubError, settle_memory  # noqa: PLC0415 - keep `storehub --help` fast
     from hub.logs import setup_logging  # noqa: PLC0415
 
     loaded = _load(args)
@@ -169,7 +169,7 @@ def _hub_run(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, hub.request_stop)
-        await hub.run()
+        await hub.run(on_ready=settle_memory)
 
     try:
         asyncio.run(_run())
