@@ -77,6 +77,10 @@ class _ReadBuffered:
         return getattr(self.raw, name)
 
 
+def _is_tcp(sock: object) -> bool:
+    return isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6)
+
+
 class _Client(mqtt.Client):
     """paho's client, leaner on the two things the hub does thousands of times a second.
 
@@ -87,7 +91,7 @@ class _Client(mqtt.Client):
 
     def _create_socket(self) -> Any:
         sock = super()._create_socket()
-        return _ReadBuffered(sock) if type(sock) is socket.socket else sock
+        return _ReadBuffered(sock) if type(sock) is socket.socket and _is_tcp(sock) else sock
 
     def _handle_pubackcomp(self, cmd: Literal["PUBACK", "PUBCOMP"]) -> MQTTErrorCode:
         packet = self._in_packet["packet"]
@@ -266,16 +270,19 @@ class AsyncMqttClient:
     def _socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         del userdata
         raw = sock.raw if isinstance(sock, _ReadBuffered) else sock
-        if isinstance(raw, socket.socket):
+        if _is_tcp(raw):
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._loop.add_reader(sock, self._read, client, sock)
 
-    @staticmethod
-    def _read(client: mqtt.Client, sock: Any) -> None:
+    def _read(self, client: mqtt.Client, sock: Any) -> None:
         """Let paho read every whole packet that has arrived, including what sits in our read buffer."""
-        client.loop_read()
-        while isinstance(sock, _ReadBuffered) and sock.buffered and client.socket() is sock:
-            client.loop_read()  # the kernel may have nothing more, so the loop would not call us again
+        try:
+            client.loop_read()
+            while isinstance(sock, _ReadBuffered) and sock.buffered and client.socket() is sock:
+                client.loop_read()  # the kernel may have nothing more, so the loop would not call us again
+        finally:
+            if isinstance(sock, _ReadBuffered) and sock.buffered and client.socket() is sock:
+                self._loop.call_soon(self._read, client, sock)  # something raised: finish on the next turn
 
     def _socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
         del client, userdata
@@ -297,7 +304,7 @@ class AsyncMqttClient:
         """
         if isinstance(sock, _ReadBuffered):
             sock = sock.raw
-        corked = _CORK is not None and isinstance(sock, socket.socket)
+        corked = _CORK is not None and _is_tcp(sock)
         if corked:
             sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1)
         try:
