@@ -58,8 +58,14 @@ def hash_password(password: str, *, iterations: int = 101, salt: bytes | None = 
 
 
 def new_password() -> str:
-    """Return a fresh random URL-safe password (24 characters, 144 bits) for a device or the hub."""
-    return secrets.token_urlsafe(18)
+    """Return a fresh random URL-safe password (24 characters, about 144 bits) for a device or the hub.
+
+    Never starting with "-": passwords are typed after `--password` on command lines, where one
+    starting with a dash reads as an option.
+    """
+    while (password := secrets.token_urlsafe(18)).startswith("-"):
+        pass
+    return password
 
 
 @dataclass(frozen=True)

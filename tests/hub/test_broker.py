@@ -94,6 +94,12 @@ def test_hash_password_is_byte_for_byte_what_mosquitto_passwd_writes(tmp_path: P
     assert len(new_password()) == 24
 
 
+def test_generated_passwords_never_read_as_a_command_line_option():
+    passwords = [new_password() for _ in range(2000)]  # about 1 in 64 random ones would start with "-"
+    assert all(len(p) == 24 and not p.startswith("-") for p in passwords)
+    assert len(set(passwords)) == len(passwords)
+
+
 def test_mosquitto_accepts_our_hash_and_refuses_wrong_or_missing_passwords(store: Store) -> None:
     with store.client("tab-01") as good:
         assert good.connected
