@@ -30,6 +30,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from firmware_tools.ota import VERSION_PATTERN, Manifest, OtaRefusedError, verify_image, verify_manifest
 from firmware_tools.rollout import Rollout, RolloutPolicy
@@ -151,6 +152,13 @@ class OtaService:
             )
         except (KeyError, TypeError, ValueError) as exc:
             return _failure(ErrorCode.INVALID_PAYLOAD, f"ota.rollout needs kind, version and percent 1-100: {exc}")
+        unreachable = _unreachable_host(self.base_url)
+        if unreachable is not None:
+            return _failure(
+                ErrorCode.CONFLICT,
+                f"devices cannot download images from {self.base_url} ({unreachable} is where the hub listens, "
+                "not an address devices can reach); set [ota] image_base_url to the hub's address on the staff network",
+            )
         current = self.rollout
         if current is not None and (current.manifest.device_kind, current.manifest.version) == (kind, version):
             if current.state != "stopped":
@@ -295,9 +303,15 @@ def default_base_url(loaded: LoadedConfig) -> str:
     return f"http://{cfg.web.host}:{cfg.hub.web_port}"
 
 
+def _unreachable_host(url: str) -> str | None:
+    """The host of `url` when no device could ever reach it (a wildcard listen address), else None."""
+    host = (urlsplit(url).hostname or "").strip("[]")
+    return host if host in ("0.0.0.0", "::", "") else None  # noqa: S104 - recognising it, not binding it
+
+
 def _matching(value: Any, pattern: str) -> str:
     """A kind or version that can only name a folder inside the firmware directory."""
-    if not isinstance(value, str) or re.match(pattern, value) is None:
+    if not isinstance(value, str) or re.fullmatch(pattern, value) is None:
         raise ValueError(f"{value!r} does not match {pattern}")
     return value
 

@@ -394,3 +394,21 @@ def test_with_tls_devices_download_over_https_trusting_the_store_ca_they_were_pr
     (finished,) = ledger(store.hub, "ota.rollout_finished")
     assert finished["succeeded"] == ["drawer-1"]
     assert list(finished["failed"]) == ["drawer-2"]
+
+
+def test_a_rollout_is_refused_when_devices_could_not_reach_the_image_url(tmp_path: Path) -> None:
+    public = generate_key(tmp_path / "signing.pem")
+    config = write_config(tmp_path / "store")
+    wildcard = f'\n[ota]\ntrusted_key = "{public}"\nimage_base_url = "http://0.0.0.0:8080"\n'
+    config.write_text(config.read_text(encoding="utf-8") + wildcard, encoding="utf-8")
+    hub = HubProcess(config).start()
+    try:
+        body = {"kind": "drawer", "version": "1.1.0", "percent": 10}
+        answer = asyncio.run(control_request(hub.data_dir, "ota.rollout", body))
+        assert answer is not None
+        assert answer["error"]["code"] == "conflict"
+        assert "0.0.0.0" in answer["error"]["message"]  # noqa: S104 - a message, not a bind
+        assert "[ota] image_base_url" in answer["error"]["message"]
+        assert ledger(hub, "ota.rollout_started") == []
+    finally:
+        hub.stop()
