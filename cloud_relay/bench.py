@@ -12,7 +12,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from cloud_relay.config import load_relay_config
 from cloud_relay.relay import Relay
 from cloud_relay.sample import sell
 from hub.contract.types import format_time
+from hub.ports import free_port
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -146,7 +146,7 @@ def _relay_config(store_toml: Path, store_id: str, central_url: str, creds: dict
 @asynccontextmanager
 async def _central(directory: Path, database_url: str) -> AsyncIterator[tuple[str, Path, subprocess.Popen[bytes]]]:
     directory.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - set-up, outside every measured interval
-    port = _free_port()
+    port = free_port()
     config = directory / "central.toml"
     # Ingest alone is measured: projections would fold the same entries on the same two cores.
     config.write_text(
@@ -298,12 +298,6 @@ def _cpu_s(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _p99(values: list[float]) -> float:

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from devices.sim.service import DinnerService, Employee
 from devices.sim.tablet import Credentials
 from hub.app import control_request
 from hub.config import ConfigError, LoadedConfig, load_config
+from hub.ports import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,17 +75,6 @@ def say(text: str) -> None:
     """One line for the person watching the demo."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-def free_port(preferred: int | None = None) -> int:
-    """`preferred` when nothing listens there on 127.0.0.1, else a port free right now."""
-    if preferred:
-        with socket.socket() as sock, contextlib.suppress(OSError):
-            sock.bind(("127.0.0.1", preferred))
-            return preferred
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

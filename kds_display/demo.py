@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from hub.app import control_request
 from hub.config import ConfigError, LoadedConfig, load_config
-from kds_display.bench import REPO, KdsProcess, free_port
+from hub.ports import free_port
+from kds_display.bench import REPO, KdsProcess
 
 if TYPE_CHECKING:
     from devices.sim.tablet import SimTablet

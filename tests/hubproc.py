@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devices.sim.tablet import Credentials, SimTablet
-from tests.mqtt_helpers import free_port
+from hub.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 MENU = REPO / "config" / "menu.example.toml"

@@ -20,13 +20,6 @@ if TYPE_CHECKING:
 HOST = "127.0.0.1"
 
 
-def free_port(host: str = HOST) -> int:
-    """Return a TCP port that is free right now on `host`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_until(predicate: Callable[[], object], timeout: float = 2.0, what: str = "") -> None:
     """Poll `predicate` until it is truthy; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

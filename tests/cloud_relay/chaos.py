@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.mqtt_helpers import free_port
+from hub.ports import free_port
 
 if TYPE_CHECKING:
     from starlette.requests import Request

@@ -22,9 +22,9 @@ from cloud_relay.central.repository import Repository
 from cloud_relay.config import RelayConfig, load_relay_config
 from cloud_relay.sample import sell
 from cloud_relay.wire import SIGNATURE_HEADER, encode_batch, ledger_path, sign
+from hub.ports import free_port
 from hub.store.ledger import GENESIS_HASH, LedgerEntry, make_entry
 from tests.hubproc import REPO, write_config
-from tests.mqtt_helpers import free_port
 
 SOLD: dict[int, Path] = {}
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+from hub.ports import free_port
 from tests.hubproc import REPO
-from tests.mqtt_helpers import free_port
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -11,8 +11,9 @@ import pytest
 
 from hub.contract.envelopes import encode_command
 from hub.contract.topics import Topics
+from hub.ports import free_port
 from tests.hubproc import STAFF, HubProcess, write_config
-from tests.mqtt_helpers import MqttClient, free_port, wait_until
+from tests.mqtt_helpers import MqttClient, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

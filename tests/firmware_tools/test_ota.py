@@ -19,9 +19,9 @@ from firmware_tools.ota import (
     sign,
 )
 from firmware_tools.server import FirmwareStore
+from hub.ports import free_port
 from tests.firmware_tools.conftest import storehub_fw
 from tests.hubproc import REPO
-from tests.mqtt_helpers import free_port
 
 IMAGE = bytes(range(256)) * 64
 

@@ -25,8 +25,9 @@ from hub.broker import BrokerConfig, BrokerUser, ManagedBroker, device_user, has
 from hub.contract.envelopes import DeviceJob, encode
 from hub.contract.topics import Topics
 from hub.contract.types import format_time
+from hub.ports import free_port
 from tests.firmware_tools.conftest import FAST
-from tests.mqtt_helpers import free_port, wait_until
+from tests.mqtt_helpers import wait_until
 
 STORE = "fw-store"
 TOPICS = Topics(STORE)

@@ -11,8 +11,8 @@ import tty
 
 import pytest
 
+from hub.ports import free_port
 from tests.firmware_tools.conftest import storehub_fw
-from tests.mqtt_helpers import free_port
 
 
 class EscposPeer:

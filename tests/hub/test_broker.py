@@ -31,7 +31,8 @@ from hub.broker import (
     write_broker_files,
 )
 from hub.contract.topics import Topics
-from tests.mqtt_helpers import MqttClient, connect_client, free_port, wait_until
+from hub.ports import free_port
+from tests.mqtt_helpers import MqttClient, connect_client, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 NOT_AUTHORIZED = 0x87  # what Mosquitto 2.0.11 answers in CONNACK and PUBACK alike

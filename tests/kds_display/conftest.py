@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from playwright.sync_api import sync_playwright
 
+from hub.ports import free_port
 from kds_display.bench import CHROMIUM, CHROMIUM_ARGS, KdsProcess, add_device
 from tests.hubproc import STAFF, HubProcess, write_config
-from tests.mqtt_helpers import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -13,9 +13,9 @@ import pytest
 
 from hub.config import load_config
 from hub.doctor import Options, exit_code, mqtt_anonymous_connect, run_checks
+from hub.ports import free_port
 from hub.tls import ensure_store_pki
 from tests.hubproc import HubProcess, storehub, write_config
-from tests.mqtt_helpers import free_port
 
 
 def _doctor(config: Path, *extra: str) -> tuple[int, dict[str, dict[str, str]]]:

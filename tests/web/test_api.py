@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from devices.sim.tablet import Credentials, DeviceError, SimTablet
 from firmware_tools.ota import generate_key, load_private_key, sign
 from firmware_tools.server import FirmwareStore, manifest_json
+from hub.ports import free_port
 from tests.hubproc import STAFF, HubProcess, storehub, write_config
-from tests.mqtt_helpers import MqttClient, free_port
+from tests.mqtt_helpers import MqttClient
 from tests.web.conftest import prelogin_csrf
 
 if TYPE_CHECKING:
