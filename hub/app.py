@@ -252,10 +252,16 @@ async def open_engine(loaded: LoadedConfig, *, for_hub: bool = False) -> AsyncIt
             engine = Engine(db, store_settings(loaded), retention_days=loaded.config.hub.command_retention_days)
             await engine.load()
             engine.start()
+            # A running hub copies its WAL into the database in the background, off its commits.
+            checkpoints = asyncio.create_task(db.run_checkpoints(), name="wal-checkpoints") if for_hub else None
             try:
                 yield engine
             finally:
                 await engine.stop()
+                if checkpoints is not None:
+                    checkpoints.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await checkpoints
         finally:
             await db.close()
     finally:
