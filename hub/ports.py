@@ -20,6 +20,9 @@ def free_port(preferred: int | None = None, host: str = HOST) -> int:
     """
     if preferred:
         with socket.socket() as sock, contextlib.suppress(OSError):
+            # As the servers that will bind it do: connections of a run that just ended, still in
+            # TIME_WAIT, do not make the port busy (only a listener does).
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, preferred))
             with _lock:
                 _handed_out.add(preferred)
