@@ -215,8 +215,9 @@ async def apply_registry(engine: Engine, loaded: LoadedConfig, broker: ManagedBr
 
 
 async def bootstrap(engine: Engine, loaded: LoadedConfig) -> None:
-    """Bring the database in line with the config: staff (empty database only), tables, menu."""
+    """Bring the database in line with the config: the store itself, staff (empty database only), tables, menu."""
     cfg = loaded.config
+    await _expect_ok(engine.admin("store.configure", {}))
     if not engine.state.staff:
         for person in cfg.staff:
             await _expect_ok(

@@ -105,6 +105,10 @@ class MenuLoad(Menu):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class StoreConfigure(AdminBody):
+    """`store.configure`: ledger the store's name, currency and clock (the hub's config) when they changed."""
+
+
 class ClockTick(AdminBody):
     """`clock.tick`: sent by the engine every ~30 s so timers (attention, business day) can fire."""
 
@@ -119,6 +123,7 @@ ADMIN_COMMANDS: dict[str, type[BaseModel]] = {
     "tables.configure": TablesConfigure,
     "menu.load": MenuLoad,
     "clock.tick": ClockTick,
+    "store.configure": StoreConfigure,
     **PRINT_COMMANDS,
     **FIRMWARE_COMMANDS,
 }

@@ -12,6 +12,28 @@ if TYPE_CHECKING:
     from hub.domain.work import Work
 
 
+def configure_store(w: Work) -> dict[str, Any]:
+    """`store.configure` (admin, at every start) → `{"changed": bool}`.
+
+    Ledgers `store.configured` with the store's id, name, currency, time zone and business-day
+    start when they differ from what the ledger last said, so HQ reads the store's clock from the
+    store's own ledger (its reports count hours and business days on it).
+    """
+    settings = w.ctx.settings
+    data = {
+        "store_id": settings.store_id,
+        "name": settings.name,
+        "currency": settings.currency,
+        "timezone": settings.timezone,
+        "business_day_starts_at": settings.business_day_starts_at.strftime("%H:%M"),
+    }
+    current = w.state.configured
+    if current is not None and current.model_dump() == data:
+        return {"changed": False}
+    w.emit("store.configured", data)
+    return {"changed": True}
+
+
 def tick(w: Work) -> dict[str, Any]:
     """`clock.tick` (admin) → `{"events": n}`: `day.closed` past the cut-off, `table.attention` once per condition.
 

@@ -112,6 +112,7 @@ RULES: dict[str, Rule] = {
     "tables.configure": Rule(tables.configure, "Configuring tables", auth="admin"),
     "menu.load": Rule(catalog.publish, "Loading a menu", auth="admin"),
     "clock.tick": Rule(clock.tick, "A clock tick", auth="admin"),
+    "store.configure": Rule(clock.configure_store, "Configuring the store", auth="admin"),
     "printers.configure": Rule(printing.configure, "Configuring printers", auth="admin"),
     "printers.route": Rule(printing.route, "Routing printers", auth="admin"),
     "print.printed": Rule(printing.printed, "A printed job", auth="admin"),

@@ -33,6 +33,7 @@ from hub.domain.model import (
     Refund,
     Shift,
     StaffSession,
+    StoreIdentity,
     StoreState,
     Table,
     TableStatus,
@@ -213,6 +214,18 @@ def _availability_changed(s: _Step) -> None:
 
 
 # -- tables -----------------------------------------------------------------------------------
+def _store_configured(s: _Step) -> None:
+    d = s.data
+    s.state.configured = StoreIdentity(
+        store_id=d["store_id"],
+        name=d["name"],
+        currency=d["currency"],
+        timezone=d["timezone"],
+        business_day_starts_at=d["business_day_starts_at"],
+    )
+    s.store()
+
+
 def _table_added(s: _Step) -> None:
     d = s.data
     s.state.tables[d["table_id"]] = Table(
@@ -783,6 +796,7 @@ _APPLIERS: dict[str, Callable[[_Step], None]] = {
     "device.revoked": _device_revoked,
     "menu.published": _menu_published,
     "menu.availability_changed": _availability_changed,
+    "store.configured": _store_configured,
     "table.added": _table_added,
     "table.updated": _table_updated,
     "table.removed": _table_removed,

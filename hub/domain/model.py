@@ -438,6 +438,17 @@ class PrinterSpec(Entity):
     drawer_pins: list[int] = Field(default_factory=list)
 
 
+class StoreIdentity(Entity):
+    """What the ledger last said of the store (`store.configured`): for HQ, its name, currency and clock."""
+
+    store_id: str
+    name: str
+    currency: str
+    timezone: str
+    business_day_starts_at: str
+    """Local time of day the business day starts, `HH:MM`."""
+
+
 class PrintingConfig(Entity):
     """Station → printers, where receipts go (per register or tablet), and an optional expo printer."""
 
@@ -470,6 +481,7 @@ class StoreState(BaseModel):
     ticket_counter: int = 0
     periods: dict[str, PeriodTotals] = Field(default_factory=dict)
     printing: PrintingConfig = Field(default_factory=PrintingConfig)
+    configured: StoreIdentity | None = None
     """Replaced whole by `printers.configured`, never edited in place (so overlays need no copy)."""
 
     @classmethod
@@ -522,7 +534,7 @@ def _clone(value: Any) -> Any:
 
 
 _NEVER_EDITED: frozenset[type] = frozenset(
-    {Line, Modifier, Discount, LineAmounts, Payment, RefundedLine, Refund, CashMovement, LoginFailure}
+    {Line, Modifier, Discount, LineAmounts, Payment, RefundedLine, Refund, CashMovement, LoginFailure, StoreIdentity}
 )
 """Entities evolve creates and replaces but never edits in place: copies may share them."""
 

@@ -184,6 +184,10 @@ class Central:
         """What central holds for a store."""
         return asyncio.run(_audit(self.database_url, store_id))
 
+    def clock(self, store_id: str) -> tuple[str | None, str | None]:
+        """The store's (time zone, business-day start) as central holds them."""
+        return asyncio.run(_clock(self.database_url, store_id))
+
     def quarantined(self, store_id: str) -> list[dict[str, Any]]:
         """Refused batches of a store."""
         return asyncio.run(_quarantined(self.database_url, store_id))
@@ -203,6 +207,14 @@ async def _audit(url: str, store_id: str) -> dict[str, Any]:
     repo = Repository.open(url)
     try:
         return await repo.audit(store_id)
+    finally:
+        await repo.close()
+
+
+async def _clock(url: str, store_id: str) -> tuple[str | None, str | None]:
+    repo = Repository.open(url)
+    try:
+        return (await repo.store_clocks()).get(store_id, (None, None))
     finally:
         await repo.close()
 

@@ -9,6 +9,7 @@ duplicate, no gap.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gzip
 import json
 import shutil
@@ -29,6 +30,7 @@ from cloud_relay.wire import SIGNATURE_HEADER, sign
 from tests.cloud_relay.chaos import ChaosProxy
 from tests.cloud_relay.helpers import Central, hub_entries, hub_ledger, load_relay, relay_config, storehub
 from tests.hubproc import REPO, write_config
+from tests.mqtt_helpers import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -213,11 +215,17 @@ def test_three_stores_at_once_into_postgresql(tmp_path: Path, pg_server: str, le
             assert proc.wait(120) == 0
         for store_id, store in configs.items():
             assert_holds_exactly(central, store_id, store)
+            # HQ never typed a clock in: the hub's own store.configured entry gave it (tests' [store]).
+            wait_until(functools.partial(_clock_is, central, store_id, ("Europe/Paris", "04:00")), 10, "the clock")
     finally:
         for proc in procs:
             if proc.poll() is None:
                 proc.kill()
         central.stop()
+
+
+def _clock_is(central: Central, store_id: str, wanted: tuple[str, str]) -> bool:
+    return central.clock(store_id) == wanted
 
 
 def test_too_large_batches_are_halved_and_bad_credentials_stop_the_relay(
