@@ -129,27 +129,26 @@ class DataDirLock:
         self._fd = fd
         return True
 
+    def held(self) -> bool:
+        """Whether a hub (or a CLI command) holds the lock right now; takes nothing and writes nothing."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing also drops the probe's shared lock
+        return False
+
     def release(self) -> None:
         """Release the lock."""
         if self._fd is not None:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
-
-
-def _locked(data_dir: Path) -> bool:
-    """Whether a hub (or a CLI command) holds the data directory right now."""
-    try:
-        fd = os.open(data_dir / LOCK_NAME, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing also drops the probe's shared lock
-    return False
 
 
 def hub_password(data_dir: Path) -> str:
@@ -283,8 +282,8 @@ class Hub:
         self.ota: OtaService | None = None
         self.started_at = format_time(datetime.now(UTC))
         self._stop = asyncio.Event()
-        self._presence: Callable[[str, dict[str, Any]], None] | None = None
-        self._submit: Callable[[str, bytes], None] | None = None
+        self._presence: Callable[[str, dict[str, Any]], None] = lambda _device, _status: None
+        self._submit: Callable[[str, bytes], None] = lambda _device, _payload: None
         self._engine_answered = time.monotonic()
         self._systemd = sdnotify.Notifier.from_environment()  # before any child inherits it
 
@@ -305,6 +304,7 @@ class Hub:
             else:
                 await apply_registry(engine, self.loaded)
             engine.on_devices_changed = self._devices_changed
+            self._submit, self._presence = engine.submit, engine.note_device_status
             printing = self.printing = await start_printing(engine, self.loaded)
             bus = PahoBus(
                 BusSettings(cfg.broker.host, cfg.broker.port, "hub", hub_password(self.data_dir)), engine.topics
@@ -378,17 +378,11 @@ class Hub:
 
     def _command(self, device_id: str, payload: bytes) -> None:
         """A command from `cmd/{device}`: to the engine (through the rollouts' tap once it is up)."""
-        if self._submit is not None:
-            self._submit(device_id, payload)
-        elif self.engine is not None:
-            self.engine.submit(device_id, payload)
+        self._submit(device_id, payload)
 
     def _device_status(self, device_id: str, status: dict[str, Any]) -> None:
         """Presence from `device/{id}/status`: the engine's, and the manager page's once it is up."""
-        if self._presence is not None:
-            self._presence(device_id, status)
-        elif self.engine is not None:
-            self.engine.note_device_status(device_id, status)
+        self._presence(device_id, status)
 
     def _ota(self, engine: Engine, bus: PahoBus) -> OtaService:
         """Firmware rollouts (hub/ota.py); stepped once the bus is up."""
@@ -501,7 +495,7 @@ async def control_request(
     path = data_dir / SOCKET_NAME
     deadline = time.monotonic() + STARTING_WAIT_S
     while not path.exists():
-        if time.monotonic() > deadline or not _locked(data_dir):
+        if time.monotonic() > deadline or not DataDirLock(data_dir).held():
             return None
         await asyncio.sleep(0.05)
     try:
