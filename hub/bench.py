@@ -84,6 +84,12 @@ def run_core(*, quick: bool = False) -> dict[str, Any]:
     scale = 0.25 if quick else 1.0
     with tempfile.TemporaryDirectory(prefix="storehub-bench-") as tmp:
         root = Path(tmp)
+        machine = {
+            "cores": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "python_loop_ns": _python_loop_ns(),
+            "fsync_ms": _fsync_ms(root),
+        }
         limit = measure_limit(root / "limit", samples=int(2000 * scale))
         hub = BenchHub(root / "hub")
         try:
@@ -117,9 +123,9 @@ def run_core(*, quick: bool = False) -> dict[str, Any]:
             ready_warm_ms = hub.ready_ms
         finally:
             hub.stop()
-    p99_ratio = at200["p99_ms"] / limit["p99_ms"] if limit["p99_ms"] else None
+    p99_ratio = _ratio(at200["p99_ms"], limit["at_200_per_s"]["p99_ms"])
     return {
-        "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
+        "machine": machine,
         "limit": limit,
         "hub": {
             "at_20_per_s": at20,
@@ -133,13 +139,54 @@ def run_core(*, quick: bool = False) -> dict[str, Any]:
             "start_to_ready_ms": {"empty_db": round(ready_cold_ms, 1), "with_500_tickets": round(ready_warm_ms, 1)},
         },
         "targets": {
-            "p99_at_200_vs_limit_p99": {"value": _r(p99_ratio), "target": "<= 3.0"},
+            "p99_at_200_vs_limit_p99_at_200": {"value": _r(p99_ratio), "target": "<= 3.0"},
+            "p99_at_200_vs_limit_p99_back_to_back": {
+                "value": _r(_ratio(at200["p99_ms"], limit["back_to_back"]["p99_ms"])),
+                "target": "reported beside the one above: the limit measured without idle gaps",
+            },
             "max_sustained_per_s": {"value": sustained["commands_per_s"], "target": ">= 1500"},
             "rss_mb_500_open_tickets": {"value": round(rss_mb, 1), "target": "<= 120"},
             "start_to_ready_ms": {"value": round(max(ready_cold_ms, ready_warm_ms), 1), "target": "<= 2000"},
         },
         "quick": quick,
     }
+
+
+def _ratio(value: float | None, floor: float | None) -> float | None:
+    return value / floor if value is not None and floor else None
+
+
+def _python_loop_ns() -> float:
+    """Nanoseconds per iteration of a plain Python loop: how fast this machine runs Python today.
+
+    The hub's figures are mostly Python on the CPU; this one lets runs on different machines (or
+    the same shared machine on different days) be compared.
+    """
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)  # seconds per 10^6 iterations → ns per iteration
+
+
+def _fsync_ms(directory: Path) -> float:
+    """Median time of one 4 KiB write + fsync in the scratch directory (the disk under every commit)."""
+    path = directory / "fsync.probe"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(200):
+            os.write(fd, b"\0" * 4096)
+            t0 = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return round(statistics.median(times) * 1000, 3)
 
 
 def _settled(*phases: dict[str, Any]) -> int:
@@ -149,7 +196,14 @@ def _settled(*phases: dict[str, Any]) -> int:
 
 # -- the physical limit ------------------------------------------------------------------------
 def measure_limit(directory: Path, samples: int) -> dict[str, Any]:
-    """Round trips through a broker to a responder that commits one fsync'd SQLite row per request."""
+    """Round trips through a broker to a responder that commits one fsync'd SQLite row per request.
+
+    Measured three ways: back to back (the next request as soon as the reply is in), and paced at
+    200 and at 20 requests/s like the hub's load phases. Paced requests find the CPUs and the disk
+    idle between them and pay for waking them (on the machine of the README's figures, one fsync'd
+    commit took 1.09 ms at p50 with 5 ms gaps and 0.68 ms back to back), so the hub's latency at a
+    rate is compared with the limit at the same rate.
+    """
     import asyncio  # noqa: PLC0415
 
     from hub.broker import (  # noqa: PLC0415
@@ -179,17 +233,32 @@ def measure_limit(directory: Path, samples: int) -> dict[str, Any]:
         responder.stdout.readline()  # "ready"
         client = _Client("client", "client-pw", port, [topics.reply("client")])
         payload = json.dumps({"v": 1, "id": "x", "type": "ticket.add_items", "body": {"pad": "x" * 700}}).encode()
-        latencies = []
-        for _ in range(samples):
-            t0 = time.perf_counter()
-            client.request(topics.cmd("client"), payload)
-            latencies.append(time.perf_counter() - t0)
+        figures = {
+            "back_to_back": _limit_run(client, topics, payload, samples, rate=None),
+            "at_200_per_s": _limit_run(client, topics, payload, samples, rate=200),
+            "at_20_per_s": _limit_run(client, topics, payload, max(50, samples // 10), rate=20),
+        }
         client.close()
     finally:
         responder.terminate()
         responder.wait(5)
         loop.run_until_complete(broker.stop())
         loop.close()
+    return figures
+
+
+def _limit_run(client: _Client, topics: Topics, payload: bytes, samples: int, *, rate: float | None) -> dict[str, Any]:
+    """`samples` round trips, back to back (rate None) or started on a fixed schedule of `rate` per second."""
+    latencies = []
+    start = time.perf_counter()
+    for i in range(samples):
+        if rate is not None:
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        t0 = time.perf_counter()
+        client.request(topics.cmd("client"), payload)
+        latencies.append(time.perf_counter() - t0)
     return _summary(latencies) | {"samples": samples}
 
 
