@@ -64,6 +64,9 @@ ADMIN_DEVICE: Final = "admin"
 MAX_LATENCY_SAMPLES: Final = 20_000
 RESERVED_DEVICE_IDS: Final = frozenset({"hub", ADMIN_DEVICE})
 SETTLED_IN_MEMORY: Final = timedelta(days=2)
+REPUBLISH_ROUND: Final = 10_000
+"""Messages re-sent per round on a reconnect; the next round waits for this one's PUBACKs. MQTT
+packet ids are 16 bits: more than 65,535 QoS 1 messages in flight at once would reuse ids."""
 """How long closed and voided tickets stay in memory; older ones are read back from disk when referenced."""
 KDS_STREAM_SQL: Final = (
     "INSERT INTO kds_streams (station, last_seq) VALUES (?, ?) "
@@ -218,6 +221,7 @@ class Engine:
         self._pruned_at = 0.0
         self.stats = EngineStats()
         self.hooks: list[CommitHook] = []
+        self.republish_round = REPUBLISH_ROUND
 
     # -- lifecycle --------------------------------------------------------------------------
     async def load(self) -> None:
@@ -332,23 +336,46 @@ class Engine:
         self.publisher = publisher
 
     async def republish(self) -> None:
-        """On every (re)connect: retained state, the events the broker has not acknowledged, the outbox."""
+        """On every (re)connect: retained state, the events the broker has not acknowledged, the outbox.
+
+        Events and outbox rows go in rounds of `republish_round`, each round once the broker has
+        acknowledged the one before; if the connection drops meanwhile, the next connect starts over
+        from the published cursor.
+        """
         async with self._quiet():
             for message in self.retained_messages():
                 self._last_retained[message.topic] = message.payload
                 self._publish(message)
             self._acked_seqs.clear()  # what was in flight on the old connection is sent again below
-            unpublished = await read_entries(self.db.writer, self.published_seq, self.head.seq - self.published_seq)
+            after, upto = self.published_seq, self.head.seq
             async with self.db.writer.execute(
                 "SELECT id, topic, payload, qos, retain FROM outbox ORDER BY id"
             ) as cursor:
                 rows = await cursor.fetchall()
-        if unpublished:
-            log.info("publishing %d events the broker had not acknowledged", len(unpublished))
-        for entry in unpublished:
-            self._publish(_event_out(self.topics, entry))
-        for row in rows:
-            self._publish(OutMessage(row[1], bytes(row[2]), int(row[3]), bool(row[4]), int(row[0]), durable=True))
+        if upto > after:
+            log.info("publishing %d events the broker had not acknowledged", upto - after)
+        while after < upto:
+            entries = await read_entries(self.db.writer, after, min(self.republish_round, upto - after))
+            if not entries:
+                break
+            after = entries[-1].seq
+            if not await self._publish_round(
+                [_event_out(self.topics, e) for e in entries], last=not rows and after >= upto
+            ):
+                return
+        outbox = [OutMessage(r[1], bytes(r[2]), int(r[3]), bool(r[4]), int(r[0]), durable=True) for r in rows]
+        for start in range(0, len(outbox), self.republish_round):
+            chunk = outbox[start : start + self.republish_round]
+            if not await self._publish_round(chunk, last=start + self.republish_round >= len(outbox)):
+                return
+
+    async def _publish_round(self, messages: Sequence[OutMessage], *, last: bool) -> bool:
+        """Publish `messages`; unless it is the `last` round, wait for every PUBACK. False: the connection dropped."""
+        acks = [ack for message in messages if (ack := self._publish(message)) is not None]
+        if last or not acks:
+            return True
+        done = await asyncio.gather(*acks, return_exceptions=True)
+        return not any(isinstance(result, BaseException) for result in done)
 
     def retained_messages(self) -> list[OutMessage]:
         """Every retained `state/…` message from the current state."""
@@ -377,12 +404,13 @@ class Engine:
                 out.append(message)
         return out
 
-    def _publish(self, message: OutMessage) -> None:
+    def _publish(self, message: OutMessage) -> asyncio.Future[None] | None:
         if self.publisher is None:
-            return
+            return None
         acked = self.publisher.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
         if message.outbox_id is not None or message.seq is not None:  # replies and state need no receipt
             acked.add_done_callback(lambda f: self._note_acked(f, message))
+        return acked
 
     def _note_acked(self, future: asyncio.Future[None], message: OutMessage) -> None:
         """A PUBACK (or a lost connection): what was delivered leaves the outbox / moves the cursor."""

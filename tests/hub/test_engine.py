@@ -491,6 +491,69 @@ def test_events_the_broker_never_acknowledged_are_published_again_from_the_ledge
     assert [s for s in run(restart(ack=True)) if s <= head] == []
 
 
+class HeldPublisher:
+    """A publisher whose PUBACKs wait until the test gives them (or drops the connection)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+        self.waiting: list[asyncio.Future[None]] = []
+
+    def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool) -> asyncio.Future[None]:
+        del qos, retain
+        self.sent.append((topic, payload))
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append(future)
+        return future
+
+    def settle(self, error: Exception | None = None) -> None:
+        for future in self.waiting:
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+        self.waiting.clear()
+
+    def event_seqs(self) -> list[int]:
+        return [json.loads(p)["seq"] for t, p in self.sent if "/event/" in t]
+
+
+def test_a_reconnect_sends_the_backlog_in_rounds_each_after_the_last_ones_pubacks(tmp_path: Path) -> None:
+    # MQTT packet ids are 16 bits: a backlog past 65,535 events must never be in flight at once.
+    h = Harness(tmp_path)
+
+    async def go() -> None:
+        await h.open()  # no broker attached yet: every event so far is backlog
+        mgr = await h.login("mgr")
+        assert (await h.cmd("shift.open", {"opening_float": 10000}, auth=mgr)).ok
+        head = h.engine.head.seq
+        assert head > 8, "the test needs a backlog of more than two rounds"
+        h.engine.republish_round = 4
+
+        held = HeldPublisher()
+        h.engine.attach(held)
+        republishing = asyncio.create_task(h.engine.republish())
+        await asyncio.sleep(0.05)
+        assert held.event_seqs() == [1, 2, 3, 4], "only the first round until its PUBACKs"
+        held.settle()
+        await asyncio.sleep(0.05)
+        assert held.event_seqs() == list(range(1, 9))
+        assert h.engine.published_seq == 4
+        held.settle(ConnectionError("the broker went away before its PUBACKs"))
+        await asyncio.wait_for(republishing, 5)  # gives up; the next connect starts from the cursor
+        assert held.event_seqs() == list(range(1, 9))
+        assert h.engine.published_seq == 4
+
+        again = RecordingPublisher(ack=True)
+        h.engine.attach(again)
+        await asyncio.wait_for(h.engine.republish(), 5)
+        await asyncio.sleep(0)
+        assert again.event_seqs() == list(range(5, head + 1))
+        assert h.engine.published_seq == head
+        await h.close()
+
+    run(go())
+
+
 class WriteLock:
     """Another connection holding SQLite's write lock, so the engine's commit waits (or times out)."""
 
