@@ -165,9 +165,13 @@ fi
 
 [[ $(id -u) -eq 0 ]] || die "run as root (sudo $0 …), or use --render-only DIR"
 command -v systemctl >/dev/null || die "systemd is required"
-if ! command -v mosquitto >/dev/null && [[ ! -x /usr/sbin/mosquitto ]]; then
-  echo "installing mosquitto"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto python3-venv
+missing=()
+command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto python3-venv)
+# the manager page's print previews draw accented letters and € with DejaVu Sans Mono
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ]] || missing+=(fonts-dejavu-core)
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
 echo "users and directories"

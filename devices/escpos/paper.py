@@ -7,6 +7,7 @@ The virtual printer and the hub's receipt preview share this code.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field
 from typing import Final
@@ -32,6 +33,13 @@ DOTS_PER_CHAR: Final = 12
 """Font A is 12 dots wide: 48 columns on 80 mm (576 dots), 32 on 58 mm (384 dots)."""
 LINE_DOTS: Final = 24
 CUT_MARK: Final = "-" * 8 + " cut " + "-" * 8
+FONT_FILES: Final = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",  # Debian's fonts-dejavu-core
+    "/usr/share/fonts/dejavu/DejaVuSansMono.ttf",
+)
+"""A monospaced face with the accented letters and € the printers' code pages carry; Pillow's own
+default face has none of them (they drew as boxes) and is used only when none of these is there."""
+FONT_PX: Final = 18
 
 
 @dataclass(slots=True)
@@ -123,7 +131,7 @@ class Paper:
 
     def png(self) -> bytes:
         """A PNG image of the paper."""
-        font = ImageFont.load_default()
+        font, _top = _font()
         height = sum(line.height for line in self.lines) + 2 * LINE_DOTS
         image = Image.new("L", (self.width_dots, max(height, LINE_DOTS)), 255)
         draw = ImageDraw.Draw(image)
@@ -179,11 +187,23 @@ def _draw_run(  # noqa: PLR0917
     cell = Image.new("L", (w, LINE_DOTS), 0 if style.invert else 255)
     cell_draw = ImageDraw.Draw(cell)
     ink = 255 if style.invert else 0
+    _face, top = _font()
     for i, char in enumerate(run.text):
-        cell_draw.text((i * DOTS_PER_CHAR + 1, 6), char, fill=ink, font=font)
+        cell_draw.text((i * DOTS_PER_CHAR, top), char, fill=ink, font=font)
         if style.bold:
-            cell_draw.text((i * DOTS_PER_CHAR + 2, 6), char, fill=ink, font=font)
+            cell_draw.text((i * DOTS_PER_CHAR + 1, top), char, fill=ink, font=font)
     if style.underline:
         cell_draw.line([(0, LINE_DOTS - 3), (w, LINE_DOTS - 3)], fill=ink, width=style.underline)
     scaled = cell.resize((w * style.width, LINE_DOTS * style.height), Image.Resampling.NEAREST)
     image.paste(scaled, (x, y + line_height - scaled.height))
+
+
+@functools.cache
+def _font() -> tuple[ImageFont.ImageFont | ImageFont.FreeTypeFont, int]:
+    """The face the preview draws text with, and the top offset that sits it in a 24-dot line."""
+    for path in FONT_FILES:
+        try:
+            return ImageFont.truetype(path, FONT_PX), 1
+        except OSError:
+            continue
+    return ImageFont.load_default(), 6

@@ -20,6 +20,7 @@ from devices.escpos.decoder import (
     Recover,
     Setting,
     StatusRequest,
+    Style,
     Text,
     Unknown,
     decode,
@@ -192,6 +193,25 @@ def test_png_of_the_paper():
     assert image.getextrema() == (0, 255)  # ink on paper
     narrow = Paper.from_bytes(render(CHIT, Capabilities.for_printer("default", 58)), width_dots=384)
     assert Image.open(io.BytesIO(narrow.png())).width == 384
+
+
+def test_png_draws_accented_letters_and_the_euro_sign_not_boxes():
+    def glyph(char: str) -> bytes:
+        paper = Paper.from_bytes(b"\x1bt\x13" + char.encode("cp858") + b"\n", width_dots=384)
+        image = Image.open(io.BytesIO(paper.png()))
+        return image.crop((0, 24, 12, 48)).tobytes()  # the first character cell of the first line
+
+    missing = Paper(width_dots=384)
+    missing.apply(Text("\ue000", Style()))  # a private-use code point: no face has a glyph there
+    missing.flush()
+    box = Image.open(io.BytesIO(missing.png())).crop((0, 24, 12, 48)).tobytes()
+    assert min(box) == 0, "the missing-glyph box is drawn in ink"
+    plain = glyph("e")
+    for char in "éèêàçôûü€":
+        drawn = glyph(char)
+        assert drawn != box, f"{char!r} drew as the missing-glyph box"
+        assert drawn != plain, f"{char!r} drew without its accent"
+        assert min(drawn) == 0, f"{char!r} left no ink"
 
 
 # -- status bytes, as PRINTERS.md lists them --------------------------------------------------
