@@ -268,7 +268,7 @@ def rollout_cli(args: argparse.Namespace) -> int:
     if args.no_follow:
         return 0
     deadline = time.monotonic() + args.follow_timeout
-    while summary.get("state") in ("running", "waiting_shift") and time.monotonic() < deadline:
+    while summary.get("state") in ("running", "waiting_shift", "resuming") and time.monotonic() < deadline:
         time.sleep(args.interval)
         latest = _ask(loaded.data_dir, "ota.status", {})
         if latest != summary:

@@ -15,9 +15,12 @@ Control requests (`storehub-fw rollout …`):
     ota.status   {} → the rollout's summary with each device's reported progress
     ota.stop     {reason?} → stop it for good
 
-Starts, stops and finished waves are ledgered (`ota.rollout_started` / `_stopped` / `_finished`).
-A rollout lives in the hub's memory: a hub restart ends it (run the command again; devices already
-on the release count as done).
+Starts, stops and finished waves are ledgered (`ota.rollout_started` / `_stopped` / `_finished`),
+and the ledger is what a restarted hub resumes from: if the newest of those entries is a start, the
+rollout goes on with the same id, release and policy once the hub is back (devices already on the
+release count as done; offers that were out are made again, and failures seen before the restart
+are forgotten). If the release is no longer in the firmware directory, or its image no longer checks
+out, the hub ledgers the rollout as stopped instead.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import json
 import logging
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -49,6 +52,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("storehub.ota")
 
 _ACTIVE: Final = ("running", "waiting_shift")
+RESUME_WAIT_S: Final = 60.0
+"""After a restart, how long a resumed rollout waits to see as many devices of its kind as when it
+was started (they reconnect on their own schedules) before it goes on with those it has seen."""
 
 
 class OtaService:
@@ -76,6 +82,10 @@ class OtaService:
         self._finished_percent: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._stepping = asyncio.Lock()
+        self._resumed = asyncio.Event()
+        self._fleet_wait: tuple[int, datetime] | None = None
+        """A resumed rollout's (devices it was started with, until when it waits to see them again)."""
+        """Set once the rollout the ledger says was running (if any) is back: control waits for it."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -83,7 +93,7 @@ class OtaService:
         self._task = asyncio.create_task(self._loop(), name="ota")
 
     async def stop(self) -> None:
-        """Stop stepping (a running rollout ends with the hub)."""
+        """Stop stepping (a running rollout goes on when the hub starts again: `resume`)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -125,6 +135,8 @@ class OtaService:
     # -- control socket ----------------------------------------------------------------------
     async def control(self, type_: str, body: dict[str, Any]) -> Reply:
         """Answer `ota.rollout`, `ota.status` or `ota.stop`."""
+        if self._task is not None:
+            await self._resumed.wait()
         if type_ == "ota.status":
             return self._reply(self.describe())
         if type_ == "ota.stop":
@@ -136,9 +148,21 @@ class OtaService:
         if self.rollout is None:
             return {"state": "none"}
         summary = self.rollout.summary()
+        if self._waiting_for_fleet():
+            summary["state"] = "resuming"
         concerned = {*summary["pending"], *summary["succeeded"], *summary["failed"]}
         progress = {d: self.engine.presence.get(d, {}).get("ota") for d in sorted(concerned)}
         return {"rollout": self.rollout_id, **summary, "url": self.rollout.image_url, "progress": progress}
+
+    def _waiting_for_fleet(self) -> bool:
+        """A resumed rollout holds its offers and milestones until its devices are seen again (or time is up)."""
+        if self._fleet_wait is None or self.rollout is None:
+            return False
+        expected, until = self._fleet_wait
+        if self.rollout.summary()["fleet"] >= expected or self.clock() >= until:
+            self._fleet_wait = None
+            return False
+        return True
 
     async def _start(self, body: dict[str, Any]) -> Reply:
         try:
@@ -163,7 +187,7 @@ class OtaService:
         if current is not None and (current.manifest.device_kind, current.manifest.version) == (kind, version):
             if current.state != "stopped":
                 return await self._widen(current, policy)
-        elif current is not None and current.state in _ACTIVE:
+        elif current is not None and (current.state in _ACTIVE or self._waiting_for_fleet()):
             running = f"{current.manifest.device_kind} {current.manifest.version}"
             return _failure(ErrorCode.CONFLICT, f"the rollout of {running} is running; stop it first")
         try:
@@ -181,7 +205,7 @@ class OtaService:
         if not ledgered.ok:
             return ledgered  # not in the books: not started
         self.rollout, self.rollout_id = rollout, rollout_id
-        self._ledgered_stop, self._finished_percent = False, None
+        self._ledgered_stop, self._finished_percent, self._fleet_wait = False, None, None
         await self.step()
         return self._reply(self.describe())
 
@@ -199,14 +223,19 @@ class OtaService:
         await self.step()
         return self._reply(self.describe())
 
-    def _checked_release(self, kind: str, version: str) -> Manifest:
-        """The release's manifest, once its signature and image check out (blocking: run in a thread)."""
+    def _checked_release(self, kind: str, version: str, sha256: str | None = None) -> Manifest:
+        """The release's manifest, once its signature and image check out (blocking: run in a thread).
+
+        `sha256`: the image the ledger says was started; another one under the same version is refused.
+        """
         if not self.cfg.trusted_key:
             raise ValueError("set [ota] trusted_key (the public key `storehub-fw keygen` printed) first")
         found = self.firmware.get(kind, version)
         if found is None:
             raise LookupError(f"no firmware {version} for {kind} in {self.firmware.root} (storehub-fw rollout adds it)")
         manifest, image = found
+        if sha256 is not None and manifest.sha256 != sha256:
+            raise OtaRefusedError("sha256_mismatch", f"the firmware directory holds another {kind} {version} image")
         verify_manifest(manifest, self.cfg.trusted_key)
         verify_image(manifest, image.read_bytes())
         return manifest
@@ -222,6 +251,12 @@ class OtaService:
 
     # -- stepping ------------------------------------------------------------------------------
     async def _loop(self) -> None:
+        try:
+            await self.resume()
+        except Exception:
+            log.exception("could not resume the rollout the ledger says was running")
+        finally:
+            self._resumed.set()
         while True:
             await asyncio.sleep(self.cfg.step_interval_s)
             try:
@@ -235,6 +270,8 @@ class OtaService:
         if rollout is None:
             return
         async with self._stepping:
+            if self._waiting_for_fleet() and rollout.stopped_reason is None:
+                return
             rollout.note_shift(domain.shift_summary(self.engine.state))
             publisher = self.engine.publisher
             if publisher is not None and self.connected():
@@ -242,6 +279,44 @@ class OtaService:
                     publisher.publish(self.engine.topics.device_do(device_id), encode(job), qos=1, retain=False)
                     log.info("offered %s %s", rollout.manifest.version, job.id, extra={"device": device_id})
             await self._ledger_milestones()
+
+    async def resume(self) -> None:
+        """Take up the rollout the ledger's newest `ota.rollout_*` entry says was running, if any."""
+        async with (
+            self.engine.db.reader() as conn,
+            conn.execute(
+                "SELECT type, data FROM ledger WHERE type IN (?, ?, ?) ORDER BY seq DESC LIMIT 1",
+                ("ota.rollout_started", "ota.rollout_stopped", "ota.rollout_finished"),
+            ) as cursor,
+        ):
+            row = await cursor.fetchone()
+        if row is None or row[0] != "ota.rollout_started" or self.rollout is not None:
+            return
+        started = json.loads(row[1])
+        rollout_id, kind, version = str(started["rollout"]), str(started["kind"]), str(started["version"])
+        policy = RolloutPolicy(
+            int(started["percent"]),
+            force=bool(started["force"]),
+            max_failures=int(started["max_failures"]),
+            offer_timeout_s=self.cfg.offer_timeout_s,
+            job_ttl_s=self.cfg.job_ttl_s,
+        )
+        try:
+            manifest = await asyncio.to_thread(self._checked_release, kind, version, str(started["sha256"]))
+        except (LookupError, OtaRefusedError, ValueError, OSError) as exc:
+            log.warning("rollout %s cannot go on after the restart: %s", rollout_id, exc)
+            ended = {"rollout": rollout_id, "kind": kind, "version": version, "percent": policy.percent}
+            reason = f"the hub restarted and cannot offer {kind} {version} any more: {exc}"[:500]
+            await self._admin("ota.rollout_stopped", {**ended, "succeeded": [], "failed": {}, "reason": reason})
+            return
+        rollout = Rollout(manifest, f"{self.base_url}/firmware/{kind}/{version}/image", policy)
+        for device_id, status in list(self.engine.presence.items()):
+            rollout.note_status(device_id, status)
+        self.rollout, self.rollout_id = rollout, rollout_id
+        self._ledgered_stop, self._finished_percent = False, None
+        self._fleet_wait = (int(started["fleet"]), self.clock() + timedelta(seconds=RESUME_WAIT_S))
+        log.info("resumed rollout %s of %s %s to %d %%", rollout_id, kind, version, policy.percent)
+        await self.step()
 
     async def _ledger_start(self, rollout: Rollout, rollout_id: str) -> Reply:
         summary = rollout.summary()

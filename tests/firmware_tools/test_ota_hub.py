@@ -239,6 +239,48 @@ def test_the_hub_rolls_out_in_waves_and_holds_during_an_open_shift(store: Store)
     assert ledger(store.hub, "ota.rollout_stopped") == []
 
 
+def test_a_rollout_goes_on_after_a_power_cut_and_stops_if_its_release_is_gone(store: Store) -> None:
+    for device_id in ("drawer-1", "drawer-2"):
+        store.in_the_field(device_id, "drawer")
+    store.fleet_known("drawer", 2)
+    manifest, image = store.release("drawer", "1.1.0", DRAWER_IMAGE)
+    store.shift(open_=True)
+    result = store.rollout(manifest, image, "--percent", "100", "--no-follow")
+    assert result.returncode == 0, result.stderr
+    rollout_id = json.loads(result.stdout)["rollout"]
+
+    # The hub loses power while the rollout waits for the shift to close; it comes back on its own.
+    store.hub.kill9()
+    store.hub.start()
+    wait_until(lambda: store.status().get("rollout") == rollout_id, 30, "the rollout to be taken up again")
+    wait_until(lambda: store.status()["state"] == "waiting_shift", 60, "its devices to be seen again")
+    assert all(device.results == [] for device in store.devices.values()), "still held by the open shift"
+    assert ledger(store.hub, "ota.rollout_finished") == []
+    store.shift(open_=False)
+    wait_until(lambda: store.status()["state"] == "complete", 60, "the resumed rollout to complete")
+    assert all(device.fw == "1.1.0" for device in store.devices.values())
+    assert [s["rollout"] for s in ledger(store.hub, "ota.rollout_started")] == [rollout_id], "resumed, not restarted"
+    (finished,) = ledger(store.hub, "ota.rollout_finished")
+    assert (finished["rollout"], sorted(finished["succeeded"])) == (rollout_id, ["drawer-1", "drawer-2"])
+
+    # A release removed from the hub while it was down cannot go on: the books say it stopped, and why.
+    newer_manifest, newer_image = store.release("drawer", "1.2.0", DRAWER_IMAGE + b"!")
+    store.shift(open_=True)
+    result = store.rollout(newer_manifest, newer_image, "--percent", "100", "--no-follow")
+    assert result.returncode == 0, result.stderr
+    newer_id = json.loads(result.stdout)["rollout"]
+    store.hub.stop()
+    for staged in (store.hub.data_dir / "firmware" / "drawer" / "1.2.0").iterdir():
+        staged.unlink()
+    store.hub.start()
+    wait_until(lambda: ledger(store.hub, "ota.rollout_stopped"), 30, "the rollout to be ledgered as stopped")
+    (stopped,) = ledger(store.hub, "ota.rollout_stopped")
+    assert (stopped["rollout"], stopped["version"]) == (newer_id, "1.2.0")
+    assert "the hub restarted and cannot offer drawer 1.2.0" in stopped["reason"]
+    assert store.status() == {"state": "none"}
+    assert all(device.fw == "1.1.0" for device in store.devices.values()), "nothing of 1.2.0 was offered"
+
+
 def test_a_tampered_image_is_refused_by_the_device_and_the_failure_stops_the_rollout(store: Store) -> None:
     for device_id in ("button-1", "button-2"):
         store.in_the_field(device_id, "button")
