@@ -17,10 +17,11 @@ Control requests (`storehub-fw rollout …`):
 
 Starts, stops and finished waves are ledgered (`ota.rollout_started` / `_stopped` / `_finished`),
 and the ledger is what a restarted hub resumes from: if the newest of those entries is a start, the
-rollout goes on with the same id, release and policy once the hub is back (devices already on the
-release count as done; offers that were out are made again, and failures seen before the restart
-are forgotten). If the release is no longer in the firmware directory, or its image no longer checks
-out, the hub ledgers the rollout as stopped instead.
+rollout goes on with the same id, release, percent, force and max_failures once the hub is back and
+sees its devices again (`RESUME_WAIT_S`; devices already on the release count as done; offers that
+were out are made again, and failures seen before the restart are forgotten). If the release is
+no longer in the firmware directory, or its image no longer checks out, the hub ledgers the rollout
+as stopped instead.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import json
 import logging
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -52,9 +54,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("storehub.ota")
 
 _ACTIVE: Final = ("running", "waiting_shift")
-RESUME_WAIT_S: Final = 60.0
+RESUME_WAIT_S: Final = 300.0
 """After a restart, how long a resumed rollout waits to see as many devices of its kind as when it
-was started (they reconnect on their own schedules) before it goes on with those it has seen."""
+was started (they reconnect on their own schedules, backing off up to two minutes) before it goes
+on with those it has seen."""
 
 
 class OtaService:
@@ -83,9 +86,9 @@ class OtaService:
         self._task: asyncio.Task[None] | None = None
         self._stepping = asyncio.Lock()
         self._resumed = asyncio.Event()
-        self._fleet_wait: tuple[int, datetime] | None = None
-        """A resumed rollout's (devices it was started with, until when it waits to see them again)."""
         """Set once the rollout the ledger says was running (if any) is back: control waits for it."""
+        self._fleet_wait: tuple[int, float] | None = None
+        """A resumed rollout's (devices it was started with, monotonic time until which it waits to see them)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -159,7 +162,8 @@ class OtaService:
         if self._fleet_wait is None or self.rollout is None:
             return False
         expected, until = self._fleet_wait
-        if self.rollout.summary()["fleet"] >= expected or self.clock() >= until:
+        seen = self.rollout.summary()["fleet"]
+        if self.rollout.stopped_reason is not None or seen >= expected or time.monotonic() >= until:
             self._fleet_wait = None
             return False
         return True
@@ -210,6 +214,12 @@ class OtaService:
         return self._reply(self.describe())
 
     async def _widen(self, rollout: Rollout, policy: RolloutPolicy) -> Reply:
+        if self._waiting_for_fleet():
+            return _failure(
+                ErrorCode.CONFLICT,
+                "the rollout is resuming after a hub restart and waits for its devices to be seen again; "
+                "widen it once `storehub-fw rollout status` no longer says resuming",
+            )
         if policy.percent < rollout.policy.percent:
             return _failure(
                 ErrorCode.CONFLICT,
@@ -246,6 +256,7 @@ class OtaService:
             return _failure(ErrorCode.CONFLICT, "no rollout is running")
         reason = str(body.get("reason") or "stopped by the operator")[:200]
         rollout.stopped_reason = reason
+        self._fleet_wait = None
         await self._ledger_milestones()
         return self._reply(self.describe())
 
@@ -314,7 +325,7 @@ class OtaService:
             rollout.note_status(device_id, status)
         self.rollout, self.rollout_id = rollout, rollout_id
         self._ledgered_stop, self._finished_percent = False, None
-        self._fleet_wait = (int(started["fleet"]), self.clock() + timedelta(seconds=RESUME_WAIT_S))
+        self._fleet_wait = (int(started["fleet"]), time.monotonic() + RESUME_WAIT_S)
         log.info("resumed rollout %s of %s %s to %d %%", rollout_id, kind, version, policy.percent)
         await self.step()
 

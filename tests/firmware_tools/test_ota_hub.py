@@ -249,13 +249,26 @@ def test_a_rollout_goes_on_after_a_power_cut_and_stops_if_its_release_is_gone(st
     assert result.returncode == 0, result.stderr
     rollout_id = json.loads(result.stdout)["rollout"]
 
-    # The hub loses power while the rollout waits for the shift to close; it comes back on its own.
+    # The hub loses power while the rollout waits for the shift to close, and comes back on its own;
+    # drawer-2 is unplugged meanwhile. Until the hub sees as many drawers as the rollout started
+    # with, it waits for them ("resuming") rather than judge the wave by the one it sees.
+    unplugged = store.devices.pop("drawer-2")
+    unplugged.close()
     store.hub.kill9()
     store.hub.start()
     wait_until(lambda: store.status().get("rollout") == rollout_id, 30, "the rollout to be taken up again")
-    wait_until(lambda: store.status()["state"] == "waiting_shift", 60, "its devices to be seen again")
-    assert all(device.results == [] for device in store.devices.values()), "still held by the open shift"
+    wait_until(lambda: store.status()["fleet"] == 1, 30, "drawer-1 to reconnect")
+    resuming = store.status()
+    assert (resuming["rollout"], resuming["state"]) == (rollout_id, "resuming"), resuming
+    widened = store.rollout(manifest, image, "--percent", "100", "--force", "--no-follow")
+    assert widened.returncode == 2
+    assert "resuming after a hub restart" in widened.stderr
     assert ledger(store.hub, "ota.rollout_finished") == []
+    store.devices["drawer-2"] = SimMqttDevice(
+        unplugged.settings, kind="drawer", fw=unplugged.fw, trusted_key=unplugged.trusted_key
+    ).connect()
+    wait_until(lambda: store.status()["state"] == "waiting_shift", 30, "drawer-2 to be seen again")
+    assert all(device.results == [] for device in store.devices.values()), "still held by the open shift"
     store.shift(open_=False)
     wait_until(lambda: store.status()["state"] == "complete", 60, "the resumed rollout to complete")
     assert all(device.fw == "1.1.0" for device in store.devices.values())
