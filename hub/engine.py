@@ -64,10 +64,12 @@ ADMIN_DEVICE: Final = "admin"
 MAX_LATENCY_SAMPLES: Final = 20_000
 RESERVED_DEVICE_IDS: Final = frozenset({"hub", ADMIN_DEVICE})
 SETTLED_IN_MEMORY: Final = timedelta(days=2)
+"""How long closed and voided tickets stay in memory; older ones are read back from disk when referenced."""
 REPUBLISH_ROUND: Final = 10_000
 """Messages re-sent per round on a reconnect; the next round waits for this one's PUBACKs. MQTT
-packet ids are 16 bits: more than 65,535 QoS 1 messages in flight at once would reuse ids."""
-"""How long closed and voided tickets stay in memory; older ones are read back from disk when referenced."""
+packet ids are 16 bits: more than 65,535 QoS 1 messages in flight at once would reuse ids. A backlog
+of one round goes out at once, ahead of anything new; with more, new events can overtake the later
+rounds, and clients fill the gap they see with `sync` (as after any gap)."""
 KDS_STREAM_SQL: Final = (
     "INSERT INTO kds_streams (station, last_seq) VALUES (?, ?) "
     "ON CONFLICT(station) DO UPDATE SET last_seq = excluded.last_seq"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -532,9 +533,11 @@ def test_a_reconnect_sends_the_backlog_in_rounds_each_after_the_last_ones_puback
         held = HeldPublisher()
         h.engine.attach(held)
         republishing = asyncio.create_task(h.engine.republish())
-        await asyncio.sleep(0.05)
+        await _until(lambda: len(held.event_seqs()) >= 4)
+        await asyncio.sleep(0.05)  # time for a wrong fifth one to show up
         assert held.event_seqs() == [1, 2, 3, 4], "only the first round until its PUBACKs"
         held.settle()
+        await _until(lambda: len(held.event_seqs()) >= 8)
         await asyncio.sleep(0.05)
         assert held.event_seqs() == list(range(1, 9))
         assert h.engine.published_seq == 4
@@ -552,6 +555,13 @@ def test_a_reconnect_sends_the_backlog_in_rounds_each_after_the_last_ones_puback
         await h.close()
 
     run(go())
+
+
+async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
 
 
 class WriteLock:
