@@ -141,8 +141,15 @@ if [[ $ACTION == rollback ]]; then
   exit 0
 fi
 
+PREVIEW_FONT=/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf  # print previews draw accents and € with it
+
 if [[ $ACTION == upgrade ]]; then
   [[ $START -eq 0 || $(id -u) -eq 0 ]] || die "run as root (sudo $0 --upgrade), or add --no-start"
+  if [[ $(id -u) -eq 0 && ! -f $PREVIEW_FONT ]]; then
+    echo "installing fonts-dejavu-core"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core; } \
+      || echo "warning: fonts-dejavu-core did not install; print previews draw accented letters as boxes" >&2
+  fi
   version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/pyproject.toml" | head -1)"
   release="$PREFIX/releases/$version"
   if [[ -x "$PREFIX/current/bin/storehub" && -f "$CONFIG" ]]; then
@@ -167,8 +174,7 @@ fi
 command -v systemctl >/dev/null || die "systemd is required"
 missing=()
 command -v mosquitto >/dev/null || [[ -x /usr/sbin/mosquitto ]] || missing+=(mosquitto python3-venv)
-# the manager page's print previews draw accented letters and € with DejaVu Sans Mono
-[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ]] || missing+=(fonts-dejavu-core)
+[[ -f $PREVIEW_FONT ]] || missing+=(fonts-dejavu-core)
 if ((${#missing[@]})); then
   echo "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
