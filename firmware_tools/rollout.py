@@ -268,9 +268,16 @@ def rollout_cli(args: argparse.Namespace) -> int:
     if args.no_follow:
         return 0
     deadline = time.monotonic() + args.follow_timeout
+    away = False
     while summary.get("state") in ("running", "waiting_shift", "resuming") and time.monotonic() < deadline:
         time.sleep(args.interval)
-        latest = _ask(loaded.data_dir, "ota.status", {})
+        latest = _ask_while_following(loaded.data_dir)
+        if latest is None:  # the hub is restarting (an upgrade, a power cut): it takes the rollout up again
+            if not away:
+                sys.stderr.write("storehub-fw: the hub is not answering; still following while it restarts\n")
+            away = True
+            continue
+        away = False
         if latest != summary:
             _emit(latest)
         summary = latest
@@ -332,11 +339,31 @@ def _ask(data_dir: Path, type_: str, body: dict[str, Any]) -> dict[str, Any]:
         raise FwCliError(f"the hub did not answer: {exc}") from exc
     if answer is None:
         raise FwCliError(f"no hub is running on {data_dir}: rollouts run in the hub (start it first)")
+    return _result(answer)
+
+
+def _result(answer: dict[str, Any]) -> dict[str, Any]:
+    """A control answer's result, or FwCliError with the hub's refusal."""
+    from firmware_tools.cli import FwCliError  # noqa: PLC0415
+
     if not answer.get("ok"):
         error = answer.get("error") or {}
         raise FwCliError(f"{error.get('code', 'error')}: {error.get('message', 'refused')}")
     result: dict[str, Any] = answer.get("result") or {}
     return result
+
+
+def _ask_while_following(data_dir: Path) -> dict[str, Any] | None:
+    """`ota.status` from the hub, or None while no hub answers (a refusal still raises)."""
+    import asyncio  # noqa: PLC0415
+
+    from hub.app import HubError, control_request  # noqa: PLC0415
+
+    try:
+        answer = asyncio.run(control_request(data_dir, "ota.status", {}))
+    except (HubError, OSError):
+        return None
+    return None if answer is None else _result(answer)
 
 
 def _emit(summary: dict[str, Any]) -> None:

@@ -245,10 +245,48 @@ def test_a_rollout_goes_on_after_a_power_cut_and_stops_if_its_release_is_gone(st
     store.fleet_known("drawer", 2)
     manifest, image = store.release("drawer", "1.1.0", DRAWER_IMAGE)
     store.shift(open_=True)
-    result = store.rollout(manifest, image, "--percent", "100", "--no-follow")
-    assert result.returncode == 0, result.stderr
-    rollout_id = json.loads(result.stdout)["rollout"]
+    # The technician follows the rollout from the command line; the hub restarting does not end that.
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "firmware_tools.cli", "rollout", "--config", str(store.hub.config),
+         "--manifest", str(manifest), "--image", str(image), "--percent", "100",
+         "--interval", "0.2", "--follow-timeout", "150"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: store.status().get("state") == "waiting_shift", 30, "the rollout to start")
+        rollout_id = store.status()["rollout"]
+        _power_cut_and_resume(store, manifest, image, rollout_id)
+        out, err = follower.communicate(timeout=60)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+    assert follower.returncode == 0, err
+    assert "still following while it restarts" in err
+    assert json.loads(out.strip().splitlines()[-1])["state"] == "complete"
+    assert [s["rollout"] for s in ledger(store.hub, "ota.rollout_started")] == [rollout_id], "resumed, not restarted"
+    (finished,) = ledger(store.hub, "ota.rollout_finished")
+    assert (finished["rollout"], sorted(finished["succeeded"])) == (rollout_id, ["drawer-1", "drawer-2"])
 
+    # A release removed from the hub while it was down cannot go on: the books say it stopped, and why.
+    newer_manifest, newer_image = store.release("drawer", "1.2.0", DRAWER_IMAGE + b"!")
+    store.shift(open_=True)
+    result = store.rollout(newer_manifest, newer_image, "--percent", "100", "--no-follow")
+    assert result.returncode == 0, result.stderr
+    newer_id = json.loads(result.stdout)["rollout"]
+    store.hub.stop()
+    for staged in (store.hub.data_dir / "firmware" / "drawer" / "1.2.0").iterdir():
+        staged.unlink()
+    store.hub.start()
+    wait_until(lambda: ledger(store.hub, "ota.rollout_stopped"), 30, "the rollout to be ledgered as stopped")
+    (stopped,) = ledger(store.hub, "ota.rollout_stopped")
+    assert (stopped["rollout"], stopped["version"]) == (newer_id, "1.2.0")
+    assert "the hub restarted and cannot offer drawer 1.2.0" in stopped["reason"]
+    assert store.status() == {"state": "none"}
+    assert all(device.fw == "1.1.0" for device in store.devices.values()), "nothing of 1.2.0 was offered"
+
+
+def _power_cut_and_resume(store: Store, manifest: Path, image: Path, rollout_id: str) -> None:
     # The hub loses power while the rollout waits for the shift to close, and comes back on its own;
     # drawer-2 is unplugged meanwhile. Until the hub sees as many drawers as the rollout started
     # with, it waits for them ("resuming") rather than judge the wave by the one it sees.
@@ -272,26 +310,6 @@ def test_a_rollout_goes_on_after_a_power_cut_and_stops_if_its_release_is_gone(st
     store.shift(open_=False)
     wait_until(lambda: store.status()["state"] == "complete", 60, "the resumed rollout to complete")
     assert all(device.fw == "1.1.0" for device in store.devices.values())
-    assert [s["rollout"] for s in ledger(store.hub, "ota.rollout_started")] == [rollout_id], "resumed, not restarted"
-    (finished,) = ledger(store.hub, "ota.rollout_finished")
-    assert (finished["rollout"], sorted(finished["succeeded"])) == (rollout_id, ["drawer-1", "drawer-2"])
-
-    # A release removed from the hub while it was down cannot go on: the books say it stopped, and why.
-    newer_manifest, newer_image = store.release("drawer", "1.2.0", DRAWER_IMAGE + b"!")
-    store.shift(open_=True)
-    result = store.rollout(newer_manifest, newer_image, "--percent", "100", "--no-follow")
-    assert result.returncode == 0, result.stderr
-    newer_id = json.loads(result.stdout)["rollout"]
-    store.hub.stop()
-    for staged in (store.hub.data_dir / "firmware" / "drawer" / "1.2.0").iterdir():
-        staged.unlink()
-    store.hub.start()
-    wait_until(lambda: ledger(store.hub, "ota.rollout_stopped"), 30, "the rollout to be ledgered as stopped")
-    (stopped,) = ledger(store.hub, "ota.rollout_stopped")
-    assert (stopped["rollout"], stopped["version"]) == (newer_id, "1.2.0")
-    assert "the hub restarted and cannot offer drawer 1.2.0" in stopped["reason"]
-    assert store.status() == {"state": "none"}
-    assert all(device.fw == "1.1.0" for device in store.devices.values()), "nothing of 1.2.0 was offered"
 
 
 def test_a_tampered_image_is_refused_by_the_device_and_the_failure_stops_the_rollout(store: Store) -> None:
