@@ -24,6 +24,10 @@ class FwCliError(Exception):
     """A refused operation: printed on stderr, exit code 2."""
 
 
+class HubAwayError(FwCliError):
+    """No hub answered on the data directory (none running, or it went away mid-request)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `storehub-fw` console script."""
     parser = _parser()

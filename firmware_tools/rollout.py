@@ -239,7 +239,7 @@ EXIT_STILL_RUNNING: Final = 3
 
 def rollout_cli(args: argparse.Namespace) -> int:
     """`storehub-fw rollout [status|stop] --config …` (options in firmware_tools/cli.py)."""
-    from firmware_tools.cli import FwCliError, _load_config  # noqa: PLC0415
+    from firmware_tools.cli import FwCliError, HubAwayError, _load_config  # noqa: PLC0415
 
     loaded = _load_config(args.config)
     if args.action == "status":
@@ -271,8 +271,9 @@ def rollout_cli(args: argparse.Namespace) -> int:
     away = False
     while summary.get("state") in ("running", "waiting_shift", "resuming") and time.monotonic() < deadline:
         time.sleep(args.interval)
-        latest = _ask_while_following(loaded.data_dir)
-        if latest is None:  # the hub is restarting (an upgrade, a power cut): it takes the rollout up again
+        try:
+            latest = _ask(loaded.data_dir, "ota.status", {})
+        except HubAwayError:  # the hub is restarting (an upgrade, a power cut): it takes the rollout up again
             if not away:
                 sys.stderr.write("storehub-fw: the hub is not answering; still following while it restarts\n")
             away = True
@@ -327,43 +328,26 @@ def _stage_release(loaded: LoadedConfig, manifest_file: Path, image: Path) -> Ma
 
 
 def _ask(data_dir: Path, type_: str, body: dict[str, Any]) -> dict[str, Any]:
-    """One control request to the running hub; its result, or FwCliError with the hub's refusal."""
+    """One control request to the running hub: its result, or FwCliError with the hub's refusal.
+
+    HubAwayError (a FwCliError) when no hub answers, so a follower can wait for a restarting hub.
+    """
     import asyncio  # noqa: PLC0415
 
-    from firmware_tools.cli import FwCliError  # noqa: PLC0415
+    from firmware_tools.cli import FwCliError, HubAwayError  # noqa: PLC0415
     from hub.app import HubError, control_request  # noqa: PLC0415
 
     try:
         answer = asyncio.run(control_request(data_dir, type_, body))
     except (HubError, OSError) as exc:
-        raise FwCliError(f"the hub did not answer: {exc}") from exc
+        raise HubAwayError(f"the hub did not answer: {exc}") from exc
     if answer is None:
-        raise FwCliError(f"no hub is running on {data_dir}: rollouts run in the hub (start it first)")
-    return _result(answer)
-
-
-def _result(answer: dict[str, Any]) -> dict[str, Any]:
-    """A control answer's result, or FwCliError with the hub's refusal."""
-    from firmware_tools.cli import FwCliError  # noqa: PLC0415
-
+        raise HubAwayError(f"no hub is running on {data_dir}: rollouts run in the hub (start it first)")
     if not answer.get("ok"):
         error = answer.get("error") or {}
         raise FwCliError(f"{error.get('code', 'error')}: {error.get('message', 'refused')}")
     result: dict[str, Any] = answer.get("result") or {}
     return result
-
-
-def _ask_while_following(data_dir: Path) -> dict[str, Any] | None:
-    """`ota.status` from the hub, or None while no hub answers (a refusal still raises)."""
-    import asyncio  # noqa: PLC0415
-
-    from hub.app import HubError, control_request  # noqa: PLC0415
-
-    try:
-        answer = asyncio.run(control_request(data_dir, "ota.status", {}))
-    except (HubError, OSError):
-        return None
-    return None if answer is None else _result(answer)
 
 
 def _emit(summary: dict[str, Any]) -> None:
