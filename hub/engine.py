@@ -361,21 +361,16 @@ class Engine:
             if not entries:
                 break
             after = entries[-1].seq
-            if not await self._publish_round(
-                [_event_out(self.topics, e) for e in entries], last=not rows and after >= upto
-            ):
+            if not await self._publish_round([_event_out(self.topics, e) for e in entries]):
                 return
         outbox = [OutMessage(r[1], bytes(r[2]), int(r[3]), bool(r[4]), int(r[0]), durable=True) for r in rows]
         for start in range(0, len(outbox), self.republish_round):
-            chunk = outbox[start : start + self.republish_round]
-            if not await self._publish_round(chunk, last=start + self.republish_round >= len(outbox)):
+            if not await self._publish_round(outbox[start : start + self.republish_round]):
                 return
 
-    async def _publish_round(self, messages: Sequence[OutMessage], *, last: bool) -> bool:
-        """Publish `messages`; unless it is the `last` round, wait for every PUBACK. False: the connection dropped."""
+    async def _publish_round(self, messages: Sequence[OutMessage]) -> bool:
+        """Publish `messages` and wait for every PUBACK. False: the connection dropped."""
         acks = [ack for message in messages if (ack := self._publish(message)) is not None]
-        if last or not acks:
-            return True
         done = await asyncio.gather(*acks, return_exceptions=True)
         return not any(isinstance(result, BaseException) for result in done)
 
