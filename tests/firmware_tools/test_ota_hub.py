@@ -93,9 +93,8 @@ class Store:
             "ota_key": self.public,
         }
 
-    def provision_over_serial(self, device_id: str, kind: str) -> None:
-        """Register the device with the hub, write its settings over a pty, let it reboot onto MQTT."""
-        creds = self.hub.add_device(device_id, kind=kind)
+    def _microcontroller(self, device_id: str, kind: str) -> SimMicrocontroller:
+        """A factory-fresh microcontroller on a pty that joins the broker once provisioning reboots it."""
         micro = SimMicrocontroller(self.tmp / f"{device_id}.flash", kind=kind)
         self.micros.append(micro)
 
@@ -106,6 +105,12 @@ class Store:
             ).connect()
 
         micro.on_reboot = boot
+        return micro
+
+    def provision_over_serial(self, device_id: str, kind: str) -> None:
+        """Register the device with the hub, write its settings over a pty, let it reboot onto MQTT."""
+        creds = self.hub.add_device(device_id, kind=kind)
+        micro = self._microcontroller(device_id, kind)
         assert provision(micro.port, self.settings(device_id, creds.password), link_settings=FAST).rebooted
         wait_until(lambda: device_id in self.devices, 10, f"{device_id} to boot onto the network")
 
@@ -116,16 +121,7 @@ class Store:
         creds_file.write_text(json.dumps({"device_id": device_id, "username": device_id, "password": creds.password}))
         psk = self.tmp / "psk"
         psk.write_text("kitchen-only-psk")
-        micro = SimMicrocontroller(self.tmp / f"{device_id}.flash", kind=kind)
-        self.micros.append(micro)
-
-        def boot(device: SimMicrocontroller) -> None:
-            settings = device.committed
-            self.devices[device_id] = SimMqttDevice(
-                settings, kind=kind, fw=device.fw, trusted_key=settings["ota_key"]
-            ).connect()
-
-        micro.on_reboot = boot
+        micro = self._microcontroller(device_id, kind)
         result = storehub_fw(
             "provision", "--port", micro.port, "--credentials", str(creds_file), "--config", str(self.hub.config),
             "--hub-host", "127.0.0.1", "--hub-port", str(self.hub.port), "--wifi-ssid", "Bistro Staff",
