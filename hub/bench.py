@@ -116,6 +116,8 @@ def run_core(*, quick: bool = False) -> dict[str, Any]:
         hub = BenchHub(root / "hub-500")
         try:
             hub.start()
+            for tablet in hub.tablets(1):  # opens the shift the tickets need
+                tablet.close()
             open_tickets = hub.open_tickets(500)
             rss_mb = hub.rss_mb()
             hub.stop()
@@ -418,7 +420,7 @@ class BenchHub:
         return tablets
 
     def open_tickets(self, count: int) -> int:
-        """Open `count` tickets with three lines each and leave them open."""
+        """Open `count` tickets with three lines each and leave them open (a shift must be open)."""
         from devices.sim.tablet import SimTablet  # noqa: PLC0415
 
         tab = SimTablet("bench", self.device("tab-rss"), port=self.port).connect()
@@ -428,9 +430,12 @@ class BenchHub:
             ticket = f"rss-{i}"
             tab.send("ticket.open", {"ticket_id": ticket, "channel": "takeout"}, auth=token)
             body = {"ticket_id": ticket, "items": _lines(ticket, 3)}
-            if i % 50 == 49:  # noqa: PLR2004 - wait for the hub every 50 tickets
-                if tab.call("ticket.add_items", body, auth=token, timeout=30)["ok"]:
-                    opened = i + 1
+            if i % 50 == 49 or i == count - 1:  # noqa: PLR2004 - wait for the hub every 50 tickets
+                reply = tab.call("ticket.add_items", body, auth=token, timeout=30)
+                if not reply["ok"]:
+                    tab.close()
+                    raise RuntimeError(f"opening bench tickets failed at {ticket}: {reply}")
+                opened = i + 1
             else:
                 tab.send("ticket.add_items", body, auth=token)
         tab.close()
