@@ -840,8 +840,12 @@ class Engine:
             await self.load()
 
     def _deliver(self, pendings: Sequence[_Pending], outbox: Iterable[OutMessage]) -> None:
-        for message in outbox:
-            self._publish(message)
+        """Answer the batch's commands, then publish its events and the rest of its outbox.
+
+        Replies go first: the broker handles a client's messages in order, so a reply behind the
+        batch's events would wait while each event is fanned out to every subscriber (the screens,
+        the manager page, the relay). The tablet that asked is the one waiting on a person.
+        """
         for p in pendings:
             if p.reply is None:
                 continue
@@ -851,6 +855,8 @@ class Engine:
             else:
                 self._publish(OutMessage(self.topics.reply(p.sub.device_id), encode(p.reply)))
             self.stats.note_latency(time.perf_counter() - p.sub.received)
+        for message in outbox:
+            self._publish(message)
 
     async def _fail_batch(self, batch: Sequence[Submission], code: ErrorCode, message: str) -> None:
         try:
