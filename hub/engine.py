@@ -170,6 +170,8 @@ class _Staged:
     size: int
     cursor: int | None
     """The published cursor this transaction saves, if it saves one."""
+    commit: asyncio.Future[None] | None = None
+    """Its transaction, once handed to the writer's thread."""
 
 
 class Engine:
@@ -463,8 +465,23 @@ class Engine:
                 await self._drain()
             finally:
                 self._staged = False
+                staged.commit = self._start_commit(staged)
                 self._inflight = asyncio.create_task(self._finish(staged), name="engine-commit")
             syncs_in_flight = bool(staged.syncs)
+
+    def _start_commit(self, staged: _Staged) -> asyncio.Future[None] | None:
+        """Hand a decided batch to the writer's thread now that the batch before it is done.
+
+        Started here rather than in the `_finish` task, the commit does not wait for the event
+        loop's next turn (and whatever I/O that turn handles first). None leaves it to `_finish`:
+        a batch decided on top of a failed one is never committed, and an error is answered there.
+        """
+        if staged.generation != self._generation:
+            return None
+        try:
+            return self.db.start_transaction(staged.writes)
+        except Exception:  # noqa: BLE001 - `_finish` starts it again and answers the failure
+            return None
 
     async def _drain(self) -> None:
         """Wait for the batch in flight (its task answers its own failures and never raises)."""
@@ -542,7 +559,7 @@ class Engine:
     async def _finish(self, staged: _Staged) -> None:
         """Commit a decided batch, then answer it and publish what it produced; never raises."""
         try:
-            if staged.generation != self._generation:
+            if staged.commit is None and staged.generation != self._generation:
                 # Decided on top of a batch whose commit failed: its state is gone, so is this batch.
                 self._acked_outbox.extend(staged.acked)
                 await self._commit_failed(staged.pendings, self._failure or RuntimeError("stale batch"), reload=False)
@@ -764,7 +781,7 @@ class Engine:
     async def _commit(self, staged: _Staged) -> None:
         """One transaction for the whole batch, run in one hop on the writer's thread."""
         try:
-            await self.db.transaction(staged.writes)
+            await (staged.commit if staged.commit is not None else self.db.start_transaction(staged.writes))
         except BaseException:
             self._acked_outbox.extend(staged.acked)  # still to be deleted by a later transaction
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 from contextlib import asynccontextmanager
@@ -107,21 +108,41 @@ class Database:
             current = number
         return current
 
-    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn` on the writer's own thread with its sqlite3 connection: one thread hop, not one per statement.
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue `fn` on the writer's own thread with its sqlite3 connection, now; await the future for its result.
 
-        aiosqlite hands every statement to its worker thread and back; a batch commit of a dozen
-        statements paid a dozen hand-offs (~3 ms on a quiet hub). This is the one place that reaches
-        into aiosqlite's worker (`_execute`, `_conn`), so an aiosqlite upgrade is checked here.
+        One thread hop, not one per statement: aiosqlite hands every statement to its worker thread
+        and back, and a batch commit of a dozen statements paid a dozen hand-offs (~3 ms on a quiet
+        hub). The job is queued before this returns, not when a coroutine first runs, so the writer
+        starts on a commit while the event loop goes on with whatever else is ready. This is the one
+        place that reaches into aiosqlite's worker (`_tx`, `_conn`, `_running`), so an aiosqlite
+        upgrade is checked here (tests/hub/test_db.py runs it).
         """
-        conn = self.writer._conn  # noqa: SLF001 - see the docstring
-        result: T = await self.writer._execute(fn, conn)  # type: ignore[no-untyped-call]  # noqa: SLF001
-        return result
+        writer = self.writer
+        if not writer._running or writer._connection is None:  # noqa: SLF001 - see the docstring
+            raise ValueError("The database is closed")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        writer._tx.put_nowait((future, functools.partial(fn, writer._conn)))  # noqa: SLF001 - see the docstring
+        return future
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` on the writer's own thread with its sqlite3 connection (see `submit`)."""
+        return await self.submit(fn)
+
+    def start_transaction(self, writes: Writes) -> asyncio.Future[None]:
+        """Start applying `writes` in one `BEGIN IMMEDIATE` … `COMMIT` (fsync'd) on the writer's thread.
+
+        Nothing of it is applied on any error; the future carries the error.
+        """
+        if any(rows for _sql, rows in writes):
+            return self.submit(lambda conn: apply_in_transaction(conn, writes))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     async def transaction(self, writes: Writes) -> None:
         """Apply `writes` in one `BEGIN IMMEDIATE` … `COMMIT` (fsync'd); nothing of it on any error."""
-        if any(rows for _sql, rows in writes):
-            await self.run(lambda conn: apply_in_transaction(conn, writes))
+        await self.start_transaction(writes)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[aiosqlite.Connection]:
