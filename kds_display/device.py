@@ -10,6 +10,12 @@ Commands (bumps, starts, recalls, priority, 86) go into a queue persisted in the
 before anything is published; each keeps its id until the hub's reply arrives, and is published
 again (same id) on every reconnect and when the hub comes back. The hub remembers ids, so a
 command sent twice acts once: queued bumps are never lost and never doubled.
+
+A queued command shows its effect at once (an overlay: a bumped card leaves the screen). The hub
+answers a command before it publishes the `kds/…` messages the command caused, and MQTT orders
+messages only within one topic, so an answered command's overlay stays until the station's stream
+has reached the reply's `seq` (or `CONFIRM_HOLD_S` has passed, for a command that changed nothing):
+the card never comes back for a moment between the reply and the stream.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ RESEND_AFTER_S = 5.0
 FW_VERSION = "kds-1"
 CAPS = ["start", "bump", "recall", "undo", "priority", "availability"]
 OVERLAY_STATES = {"kds.bump": "ready", "kds.start": "started", "kds.recall": "new"}
+CONFIRM_HOLD_S = 2.0
+"""How long an answered command's overlay waits for its station's stream to show the effect."""
 
 
 @dataclass
@@ -64,6 +72,17 @@ class PendingCommand:
     def to_json(self) -> dict[str, Any]:
         """What the state file keeps (never the send time: after a restart everything is resent)."""
         return {"id": self.cmd_id, "type": self.type, "body": self.body}
+
+
+@dataclass(frozen=True)
+class Answered:
+    """A command the hub accepted whose effect its station's stream has not shown yet."""
+
+    command: PendingCommand
+    station: str
+    seq: int
+    until: float
+    """`time.monotonic()` after which the overlay goes anyway (the command may have changed nothing)."""
 
 
 @dataclass
@@ -86,6 +105,7 @@ class KdsDevice:
     view: StationView = field(init=False)
     topics: Topics = field(init=False)
     pending: dict[str, PendingCommand] = field(init=False, default_factory=dict)
+    answered: dict[str, Answered] = field(init=False, default_factory=dict)
     broker_connected: bool = field(init=False, default=False)
     hub_online: bool = field(init=False, default=False)
     hub_epoch: int | None = field(init=False, default=None)
@@ -214,7 +234,8 @@ class KdsDevice:
     def overlays(self) -> list[Overlay]:
         """What the queued commands will do, so the screen shows a bump at once (even offline)."""
         out = []
-        for command in self.pending.values():
+        commands = [*self.pending.values(), *(a.command for a in self.answered.values())]
+        for command in commands:
             state = OVERLAY_STATES.get(command.type)
             if state is None:
                 continue
@@ -325,6 +346,8 @@ class KdsDevice:
             self._sync()
         elif result is Applied.APPLIED:
             self._touch({message.data.ticket_id})
+            if self.answered:
+                self._release_answered()
 
     def _on_hub_status(self, payload: bytes) -> None:
         try:
@@ -359,6 +382,7 @@ class KdsDevice:
         if reply.get("ok"):
             if command.type == "kds.bump" and command.body.get("station") == EXPO:
                 self.view.bump_out(ticket_id, self.clock())
+            self._hold_until_shown(command, reply.get("seq"))
         else:
             error = reply.get("error") or {}
             text = f"{command.type} refused: {error.get('message') or error.get('code') or 'error'}"
@@ -366,6 +390,29 @@ class KdsDevice:
             self.notices.append(Notice("error", text))
             del self.notices[:-5]
         self._touch({ticket_id} if ticket_id else set(), meta=True)
+
+    def _hold_until_shown(self, command: PendingCommand, seq: object) -> None:
+        """Keep an accepted command's overlay until its station's stream reaches the reply's `seq`."""
+        station = command.body.get("station")
+        if command.type not in OVERLAY_STATES or not isinstance(seq, int) or not isinstance(station, str):
+            return
+        if station not in self.view.views or self._shown(station, seq):
+            return
+        self.answered[command.cmd_id] = Answered(command, station, seq, time.monotonic() + CONFIRM_HOLD_S)
+        with contextlib.suppress(RuntimeError):  # no running loop: the next message or sync releases it
+            asyncio.get_running_loop().call_later(CONFIRM_HOLD_S, self._release_answered)
+
+    def _shown(self, station: str, seq: int) -> bool:
+        return max(self.view.sync_seq, self.view.last_seq.get(station, -1)) >= seq
+
+    def _release_answered(self) -> None:
+        """Drop the overlays of answered commands whose effect is on screen now (or that waited long enough)."""
+        now = time.monotonic()
+        done = [a for a in self.answered.values() if now >= a.until or self._shown(a.station, a.seq)]
+        for a in done:
+            del self.answered[a.command.cmd_id]
+        if done:
+            self._touch({str(a.command.body.get("ticket_id", "")) for a in done} - {""})
 
     # -- sync ----------------------------------------------------------------------------------
     def _sync(self) -> None:
@@ -399,6 +446,7 @@ class KdsDevice:
             else:
                 self._apply(station, message)
         self._touch(changed, meta=True)
+        self._release_answered()
         if not self.syncing:
             self._flush()
 

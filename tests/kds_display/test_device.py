@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kds_display.bench import add_device
-from kds_display.device import KdsDevice
+from kds_display.device import CONFIRM_HOLD_S, KdsDevice
 from kds_display.settings import KdsSettings
 
 if TYPE_CHECKING:
@@ -123,6 +123,54 @@ def test_queued_bumps_survive_a_restart_of_the_screen_and_act_once(store: Store,
     ready = [e for e in events if e["type"] == "ticket.item_ready" and e["data"]["ticket_id"] == tid]
     assert len(ready) == 1
     assert ready[0]["cmd"] == cmd_id
+
+
+def test_a_bumped_card_stays_off_the_screen_between_the_reply_and_the_station_stream(
+    store: Store, tmp_path: Path
+) -> None:
+    settings = _settings(store, "kds-order", tmp_path)
+    held: list[tuple[str, bytes]] = []
+    hold = False
+
+    def network(topic: str, payload: bytes) -> bool:
+        if hold and topic.endswith("/kds/grill"):
+            held.append((topic, payload))  # the stream is late: the reply gets in first
+            return False
+        return True
+
+    async def scenario() -> None:
+        nonlocal hold
+        device = KdsDevice(settings, inbound=network)
+        await device.start()
+
+        def on_screen() -> set[str]:
+            return {c.ticket_id for c in device.view.cards(device.overlays())}
+
+        try:
+            tid, _ = await asyncio.to_thread(store.ticket, [SNAILS])
+            await _until(lambda: tid in on_screen(), "the ticket on the screen")
+            hold = True
+            device.command("kds.bump", {"ticket_id": tid, "station": "grill"})
+            await _until(lambda: not device.pending and held, "the reply and the held stream message")
+            assert tid not in on_screen()  # answered, its kds/grill message not in yet: still bumped
+            assert len(device.answered) == 1
+            hold = False
+            for topic, payload in held:
+                device._on_message(topic, payload)  # the late message arrives
+            assert not device.answered
+            assert tid not in on_screen()
+            card = device.view.card(tid)  # the stream's own state, no overlay
+            assert card is not None
+            assert not card.active
+
+            device.command("kds.bump", {"ticket_id": tid, "station": "grill"})  # nothing left to bump: no message
+            await _until(lambda: not device.pending, "the second reply")
+            await _until(lambda: not device.answered, "the overlay's hold to run out", timeout=CONFIRM_HOLD_S + 5)
+            assert tid not in on_screen()
+        finally:
+            await device.close()
+
+    asyncio.run(scenario())
 
 
 def test_a_screen_the_broker_refuses_says_why_and_keeps_trying(store: Store, tmp_path: Path) -> None:
