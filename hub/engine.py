@@ -461,12 +461,18 @@ class Engine:
                 await self._drain()
                 await self._fail_batch(batch, ErrorCode.INTERNAL, "The hub hit an internal error; retry the command")
                 continue
+            previous = self._inflight
             try:
                 await self._drain()
-            finally:
+            except BaseException:
+                # Stopped while the batch before is still committing: this one still gets its answer,
+                # committed after that one and only if that one stood (`_finish` waits, then checks).
                 self._staged = False
-                staged.commit = self._start_commit(staged)
-                self._inflight = asyncio.create_task(self._finish(staged), name="engine-commit")
+                self._inflight = asyncio.create_task(self._finish(staged, after=previous), name="engine-commit")
+                raise
+            self._staged = False
+            staged.commit = self._start_commit(staged)
+            self._inflight = asyncio.create_task(self._finish(staged), name="engine-commit")
             syncs_in_flight = bool(staged.syncs)
 
     def _start_commit(self, staged: _Staged) -> asyncio.Future[None] | None:
@@ -556,9 +562,14 @@ class Engine:
             pendings, outbox, touched, syncs, planned, acked, head, self._generation, len(batch), self._planned_cursor
         )
 
-    async def _finish(self, staged: _Staged) -> None:
-        """Commit a decided batch, then answer it and publish what it produced; never raises."""
+    async def _finish(self, staged: _Staged, after: asyncio.Task[None] | None = None) -> None:
+        """Commit a decided batch, then answer it and publish what it produced; never raises.
+
+        `after`: the batch before, still in flight, to wait for before this one is committed.
+        """
         try:
+            if after is not None:
+                await asyncio.shield(after)
             if staged.commit is None and staged.generation != self._generation:
                 # Decided on top of a batch whose commit failed: its state is gone, so is this batch.
                 self._acked_outbox.extend(staged.acked)

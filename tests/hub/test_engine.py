@@ -648,6 +648,38 @@ def test_a_batch_decided_on_top_of_a_failed_commit_is_refused_too_and_nothing_is
     assert report["equal"], report
 
 
+def test_a_batch_left_behind_a_failing_commit_when_the_hub_stops_is_refused_not_written(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+
+    async def go() -> tuple[Reply, Reply]:
+        await h.open()
+        mgr = await h.login("mgr")
+        lock = WriteLock(h.path)
+        first = asyncio.ensure_future(h.cmd("shift.open", {"opening_float": 5000}, auth=mgr, cmd_id="open"))
+        await asyncio.sleep(0.2)  # its commit waits for the lock, and will give up
+        after = asyncio.ensure_future(
+            h.cmd("drawer.pay_in", {"amount": 700, "reason": "change from the bank"}, auth=mgr, cmd_id="in")
+        )
+        await _until(lambda: h.engine._staged)  # decided on top of the first, waiting for it
+        generation = h.engine._generation
+        stopping = asyncio.ensure_future(h.engine.stop())  # the hub is told to stop right then
+        await _until(lambda: h.engine._generation > generation, within=30)  # the first commit failed
+        lock.release()  # the disk is free again: only the engine can keep the pay-in out now
+        first_reply, after_reply = await asyncio.gather(first, after)
+        await stopping
+        await h.db.close()
+        return first_reply, after_reply
+
+    first, after = run(go())
+    assert first.error is not None
+    assert first.error.code == "internal"
+    assert after.error is not None
+    assert after.error.code == "internal"
+    with sqlite3.connect(h.path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM ledger WHERE type LIKE 'shift.%'").fetchone() == (0,)
+    assert run(_chain_ok(h.path))
+
+
 async def _chain_ok(path: Path) -> bool:
     db = await Database.open(path)
     try:
