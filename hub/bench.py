@@ -420,26 +420,28 @@ class BenchHub:
         return tablets
 
     def open_tickets(self, count: int) -> int:
-        """Open `count` tickets with three lines each and leave them open (a shift must be open)."""
+        """Open `count` tickets with three lines each and leave them open (a shift must be open).
+
+        Raises on the first refusal the hub answers (every 50th ticket and the last are waited for).
+        """
         from devices.sim.tablet import SimTablet  # noqa: PLC0415
 
         tab = SimTablet("bench", self.device("tab-rss"), port=self.port).connect()
-        token = tab.login(*SERVER)
-        opened = 0
-        for i in range(count):
-            ticket = f"rss-{i}"
-            tab.send("ticket.open", {"ticket_id": ticket, "channel": "takeout"}, auth=token)
-            body = {"ticket_id": ticket, "items": _lines(ticket, 3)}
-            if i % 50 == 49 or i == count - 1:  # noqa: PLR2004 - wait for the hub every 50 tickets
-                reply = tab.call("ticket.add_items", body, auth=token, timeout=30)
-                if not reply["ok"]:
-                    tab.close()
-                    raise RuntimeError(f"opening bench tickets failed at {ticket}: {reply}")
-                opened = i + 1
-            else:
-                tab.send("ticket.add_items", body, auth=token)
-        tab.close()
-        return opened
+        try:
+            token = tab.login(*SERVER)
+            for i in range(count):
+                ticket = f"rss-{i}"
+                tab.send("ticket.open", {"ticket_id": ticket, "channel": "takeout"}, auth=token)
+                body = {"ticket_id": ticket, "items": _lines(ticket, 3)}
+                if i % 50 == 49 or i == count - 1:  # noqa: PLR2004 - wait for the hub every 50 tickets
+                    reply = tab.call("ticket.add_items", body, auth=token, timeout=30)
+                    if not reply["ok"]:
+                        raise RuntimeError(f"opening bench tickets failed at {ticket}: {reply}")
+                else:
+                    tab.send("ticket.add_items", body, auth=token)
+        finally:
+            tab.close()
+        return count
 
     def rss_mb(self) -> float:
         """The hub process's resident memory in MB."""

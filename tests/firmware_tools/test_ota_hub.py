@@ -145,12 +145,15 @@ class Store:
         manifest.write_text(manifest_json(sign(image, kind=kind, version=version, min_version="1.0.0", key=self.key)))
         return manifest, path
 
+    def rollout_args(self, manifest: Path, image: Path, *extra: str) -> list[str]:
+        """`storehub-fw rollout` arguments for this store (a later `--follow-timeout` in `extra` wins)."""
+        return [
+            "rollout", "--config", str(self.hub.config), "--manifest", str(manifest), "--image", str(image),
+            "--interval", "0.2", "--follow-timeout", "90", *extra,
+        ]  # fmt: skip
+
     def rollout(self, manifest: Path, image: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        config = str(self.hub.config)
-        return storehub_fw(
-            "rollout", "--config", config, "--manifest", str(manifest), "--image", str(image), "--interval", "0.2",
-            "--follow-timeout", "90", *extra,
-        )  # fmt: skip
+        return storehub_fw(*self.rollout_args(manifest, image, *extra))
 
     def status(self) -> dict[str, Any]:
         result = storehub_fw("rollout", "status", "--config", str(self.hub.config))
@@ -243,9 +246,8 @@ def test_a_rollout_goes_on_after_a_power_cut_and_stops_if_its_release_is_gone(st
     store.shift(open_=True)
     # The technician follows the rollout from the command line; the hub restarting does not end that.
     follower = subprocess.Popen(
-        [sys.executable, "-m", "firmware_tools.cli", "rollout", "--config", str(store.hub.config),
-         "--manifest", str(manifest), "--image", str(image), "--percent", "100",
-         "--interval", "0.2", "--follow-timeout", "150"],
+        [sys.executable, "-m", "firmware_tools.cli", *store.rollout_args(manifest, image, "--percent", "100",
+                                                                         "--follow-timeout", "150")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )  # fmt: skip
     try:

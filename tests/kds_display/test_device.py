@@ -36,6 +36,28 @@ def _settings(store: Store, device: str, state_dir: Path) -> KdsSettings:
     )
 
 
+class GrillLine:
+    """The network between the broker and a screen, for `kds/grill`: it can lose one message or hold them back."""
+
+    def __init__(self) -> None:
+        self.drop_next = False
+        self.hold = False
+        self.lost: list[bytes] = []
+        self.held: list[tuple[str, bytes]] = []
+
+    def __call__(self, topic: str, payload: bytes) -> bool:
+        if not topic.endswith("/kds/grill"):
+            return True
+        if self.drop_next:
+            self.drop_next = False
+            self.lost.append(payload)
+            return False
+        if self.hold:
+            self.held.append((topic, payload))
+            return False
+        return True
+
+
 async def _until(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -46,19 +68,9 @@ async def _until(predicate: Callable[[], object], what: str, timeout: float = 20
 
 def test_a_gap_in_the_station_stream_triggers_a_resync(store: Store, tmp_path: Path) -> None:
     settings = _settings(store, "kds-gap", tmp_path)
-    lost: list[bytes] = []
-    drop_next = False
-
-    def network(topic: str, payload: bytes) -> bool:
-        nonlocal drop_next
-        if drop_next and topic.endswith("/kds/grill"):
-            drop_next = False
-            lost.append(payload)
-            return False
-        return True
+    network = GrillLine()
 
     async def scenario() -> None:
-        nonlocal drop_next
         device = KdsDevice(settings, inbound=network)
         await device.start()
         try:
@@ -66,10 +78,10 @@ def test_a_gap_in_the_station_stream_triggers_a_resync(store: Store, tmp_path: P
             assert device.resyncs == 1
             first, _ = await asyncio.to_thread(store.ticket, [SNAILS])
             await _until(lambda: first in device.view.ticket_ids(), "the first ticket")
-            drop_next = True
+            network.drop_next = True
             second, _ = await asyncio.to_thread(store.ticket, [SNAILS])
-            await _until(lambda: lost, "the lost message")
-            assert json.loads(lost[0])["data"]["ticket_id"] == second
+            await _until(lambda: network.lost, "the lost message")
+            assert json.loads(network.lost[0])["data"]["ticket_id"] == second
             assert second not in device.view.ticket_ids()
             third, _ = await asyncio.to_thread(store.ticket, [SNAILS])
             await _until(lambda: {second, third} <= device.view.ticket_ids(), "the resync")
@@ -129,17 +141,9 @@ def test_a_bumped_card_stays_off_the_screen_between_the_reply_and_the_station_st
     store: Store, tmp_path: Path
 ) -> None:
     settings = _settings(store, "kds-order", tmp_path)
-    held: list[tuple[str, bytes]] = []
-    hold = False
-
-    def network(topic: str, payload: bytes) -> bool:
-        if hold and topic.endswith("/kds/grill"):
-            held.append((topic, payload))  # the stream is late: the reply gets in first
-            return False
-        return True
+    network = GrillLine()
 
     async def scenario() -> None:
-        nonlocal hold
         device = KdsDevice(settings, inbound=network)
         await device.start()
 
@@ -149,13 +153,13 @@ def test_a_bumped_card_stays_off_the_screen_between_the_reply_and_the_station_st
         try:
             tid, _ = await asyncio.to_thread(store.ticket, [SNAILS])
             await _until(lambda: tid in on_screen(), "the ticket on the screen")
-            hold = True
+            network.hold = True  # the stream is late: the reply gets in first
             device.command("kds.bump", {"ticket_id": tid, "station": "grill"})
-            await _until(lambda: not device.pending and held, "the reply and the held stream message")
+            await _until(lambda: not device.pending and network.held, "the reply and the held stream message")
             assert tid not in on_screen()  # answered, its kds/grill message not in yet: still bumped
             assert len(device.answered) == 1
-            hold = False
-            for topic, payload in held:
+            network.hold = False
+            for topic, payload in network.held:
                 device._on_message(topic, payload)  # the late message arrives
             assert not device.answered
             assert tid not in on_screen()
